@@ -1,0 +1,29 @@
+/** Protocols a session can speak. `source` is a pull client that streamgate runs itself. */
+export type Protocol = 'rtmp' | 'rtsp' | 'hls' | 'webrtc' | 'sip' | 'source';
+
+/** Which side of a stream a session is on. */
+export type Role = 'publisher' | 'reader';
+
+/**
+ * A client connection (or pull source) attached to a path, as the control API, the metrics and the logs see it.
+ * Each protocol implements it; the counters are updated by the protocol as bytes move.
+ */
+export interface Session {
+  readonly id: string;
+  readonly protocol: Protocol;
+  readonly role: Role;
+  /** path name, '' until known */
+  path: string;
+  /** "ip:port" of the peer (or the pull URL for a source) */
+  readonly remoteAddr: string;
+  /** protocol-specific state ('publish', 'play', 'handshake', ...) */
+  state: string;
+  /** Date.now() at creation */
+  readonly createdAt: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** extra per-protocol figures for the API (RTCP loss/jitter/RTT, dropped frames, ...) */
+  stats?(): Record<string, unknown>;
+  /** Ends the session (API kick, config reload, shutdown). Must be idempotent. */
+  close(reason: string): void;
+}
