@@ -46,6 +46,11 @@ export class Reader {
   private overSinceMs = -1;
   /** called when the reader closes itself (too slow, sink error), so the registry can detach it */
   onClose: ((reason: string) => void) | undefined;
+  /**
+   * Start at the live edge: the GOP cache is replayed re-timed (see Stream `catchUpBurst`) instead of as it was,
+   * so the player starts at once AND is not one GOP behind live. For players (RTMP, WebRTC); not for muxers.
+   */
+  catchUp = false;
 
   constructor(
     readonly session: Session,

@@ -142,7 +142,8 @@ export class Stream {
     if (!this.ready) return;
     reader.start(this);
     const now = performance.now();
-    for (const f of this.gop) reader.deliver(f, this.hasVideo, now);
+    const burst = reader.catchUp ? catchUpBurst(this.gop) : this.gop;
+    for (const f of burst) reader.deliver(f, this.hasVideo, now);
   }
 
   removeReader(reader: Reader): void {
@@ -189,4 +190,33 @@ export class Stream {
 function dims(t: Track): { width: number; height: number; profile?: string } | undefined {
   if (t.width === undefined || t.height === undefined) return undefined;
   return t.profile === undefined ? { width: t.width, height: t.height } : { width: t.width, height: t.height, profile: t.profile };
+}
+
+/**
+ * Share of its real duration a cached GOP takes when replayed to a catching-up reader: a 2 s GOP then spans
+ * ~67 ms of media time, so the player shows the keyframe at once and is at the live edge a few frames later.
+ */
+export const CATCH_UP_TIME_FACTOR = 1 / 30;
+
+/**
+ * The GOP cache re-timed for a reader that should start at the live edge: video timestamps are compressed toward
+ * the newest cached frame (a monotonic map, so decode and display order are kept, B-frames included) and cached
+ * audio is left out (it would play sped up). Frames are shallow copies sharing the same `au` views: no media bytes
+ * are copied. The first live frame then follows the last burst frame on the real timeline.
+ */
+export function catchUpBurst(gop: readonly Frame[]): Frame[] {
+  const video = gop.filter((f) => f.track.isVideo);
+  if (video.length === 0) return [];
+  const last = video[video.length - 1]!;
+  const end = Math.max(last.dts, last.pts);
+  // keep re-timed frames ≥ 1.5 ms apart so millisecond timestamps (RTMP, FLV) stay strictly increasing
+  let minDelta = Infinity;
+  for (let i = 1; i < video.length; i++) minDelta = Math.min(minDelta, video[i]!.dts - video[i - 1]!.dts);
+  const minTicks = (1.5 * last.track.clockRate) / 1000;
+  const factor = minDelta > 0 && minDelta !== Infinity ? Math.min(1, Math.max(CATCH_UP_TIME_FACTOR, minTicks / minDelta)) : 1;
+  return video.map((f) => ({
+    ...f,
+    dts: end - Math.round((end - f.dts) * factor),
+    pts: end - Math.round((end - f.pts) * factor),
+  }));
 }

@@ -173,3 +173,22 @@ test('the GOP cache is bounded', () => {
   writeFrames(s, ts, GOP_CACHE_MAX_FRAMES, 1_000_000);
   assert.ok(s.cachedFrames().length < GOP_CACHE_MAX_FRAMES);
 });
+
+test('catch-up readers get the cached GOP re-timed to end at the live edge, video only, same bytes', () => {
+  const s = new Stream('live/i');
+  const ts = s.setTracks(tracks());
+  writeFrames(s, ts, 60, 60); // one 2 s GOP
+  const plain = new RecordingSink();
+  const fast = new RecordingSink();
+  s.addReader(new Reader(fakeSession('plain'), plain));
+  const r = new Reader(fakeSession('fast'), fast);
+  r.catchUp = true;
+  s.addReader(r);
+  assert.equal(plain.frames[0]!.dts, 0);
+  assert.equal(fast.frames.length, 60, 'cached audio is left out');
+  const live = 59 * 3000;
+  assert.equal(fast.frames.at(-1)!.dts, live);
+  assert.ok(live - fast.frames[0]!.dts <= 59 * 135 + 1, 'the GOP is compressed to ≥ 1.5 ms per frame');
+  for (let i = 1; i < fast.frames.length; i++) assert.ok(fast.frames[i]!.dts > fast.frames[i - 1]!.dts);
+  assert.equal(s.cachedFrames()[0]!.dts, 0, 'the shared cache is not modified');
+});
