@@ -392,8 +392,9 @@ export const DASHBOARD_HTML = `<!doctype html>
   section h2 { margin: 0; padding: 12px 16px; font-size: 15px; border-bottom: 1px solid var(--line); }
   section h2 .count { color: var(--muted); font-weight: normal; }
   table { width: 100%; border-collapse: collapse; }
-  th, td { padding: 7px 12px; text-align: left; border-bottom: 1px solid var(--line); white-space: nowrap; }
+  th, td { padding: 7px 10px; text-align: left; border-bottom: 1px solid var(--line); white-space: nowrap; }
   th { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); font-weight: 600; }
+  td.act { padding: 4px 10px 4px 4px; }
   td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
   tr:last-child td { border-bottom: 0; }
   .empty td { color: var(--muted); text-align: center; padding: 18px; }
@@ -519,7 +520,7 @@ function renderSessions(items) {
     b.type = "button";
     b.title = "Close this session";
     b.addEventListener("click", function () { kick(s.id, b); });
-    cell(tr, null).appendChild(b);
+    cell(tr, null, "act").appendChild(b);
     return tr;
   }), 12, "No sessions connected.");
 }
