@@ -200,6 +200,22 @@ test('the password of a pull URL never appears in the API', async (t) => {
   }
 });
 
+test('a pull source that is still connecting shows its redacted URL and no session', async (t) => {
+  const policy: PathPolicy = {
+    resolve: () => ({ ...DEFAULT_PATH_SETTINGS, source: 'rtmps://u:secret@192.0.2.11/app/key' }),
+    authorize: async () => {},
+  };
+  const registry = new PathRegistry(policy, () => ({ close() {} }));
+  registry.startStaticSources(['edge/cam']);
+  const base = await start(t, registry);
+  const r = await getJson(`${base}/v1/paths/edge/cam`);
+  assert.equal(r.status, 200);
+  const p = r.body as Record<string, unknown>;
+  assert.deepEqual(p['source'], { type: 'rtmpSource', id: null, remoteAddr: null, url: 'rtmps://u:***@192.0.2.11/app/key' });
+  assert.equal(p['ready'], false);
+  assert.equal(p['readerCount'], 0);
+});
+
 test('GET /v1/paths/{path}: slashes, URL-encoding, trailing slash, unknown path', async (t) => {
   const f = await fixture();
   const base = await start(t, f.registry);

@@ -301,3 +301,10 @@ test('two metrics servers in one process do not clash', async (t) => {
   assert.equal(value(ea, 'streamgate_paths_ready'), 1);
   assert.equal(value(eb, 'streamgate_paths_ready'), 1);
 });
+
+test('a port already in use rejects the start instead of crashing', async (t) => {
+  const f = await fixture();
+  const first = await startMetricsServer({ host: '127.0.0.1', port: 0, registry: f.registry });
+  t.after(() => first.close());
+  await assert.rejects(startMetricsServer({ host: '127.0.0.1', port: first.port, registry: f.registry }), /EADDRINUSE/);
+});
