@@ -140,7 +140,8 @@ function processRegistry(): Registry {
  *
  * Counters (`*_total`) never go back: bytes of ended sessions come from `registry.closedTotals`, and each series
  * is additionally held at its highest value, because a session's bytes move from path '' to its path once the
- * path is known.
+ * path is known (the few handshake bytes then stay under path '' as well: a sum over paths may count them twice,
+ * which is the price of never going back).
  */
 export function createMetricsRegistry(registry: PathRegistry, sampler: BitrateSampler): Registry {
   const reg = new Registry();
