@@ -93,7 +93,8 @@ export class BitReader {
   /** Reads a signed exp-Golomb code, `se(v)` (ITU-T H.264 9.1.1): 1, -1, 2, -2, ... */
   readSE(): number {
     const k = this.readUE();
-    return k % 2 === 1 ? (k + 1) / 2 : -(k / 2);
+    if (k % 2 === 1) return (k + 1) / 2;
+    return k === 0 ? 0 : -(k / 2); // not -0, which deepEqual tells apart from 0
   }
 
   /** Skips `n` bits. */
