@@ -11,7 +11,8 @@ export type Role = 'publisher' | 'reader';
 export interface Session {
   readonly id: string;
   readonly protocol: Protocol;
-  readonly role: Role;
+  /** may change once: a connection is a reader until it publishes */
+  role: Role;
   /** path name, '' until known */
   path: string;
   /** "ip:port" of the peer (or the pull URL for a source) */

@@ -1,0 +1,184 @@
+import { amf0EcmaArray, encodeAmf0, type Amf0Value } from '../../media/flv/amf0.js';
+import { AVC_TAG_HEADER_LENGTH, aacSequenceHeaderTag, avcSequenceHeaderTag, AAC_TAG_BYTE0 } from '../../media/flv/tag.js';
+import { serializeAvcConfig } from '../../media/codecs/h264.js';
+import type { Frame } from '../../media/bus/frame.js';
+import type { FrameSink } from '../../media/bus/reader.js';
+import type { Stream } from '../../media/bus/stream.js';
+import type { Track } from '../../media/bus/track.js';
+
+/** RTMP message type ids used for media (Adobe RTMP spec §7.1). */
+const MSG_AUDIO = 8;
+const MSG_VIDEO = 9;
+const MSG_DATA_AMF0 = 18;
+/** Chunk stream ids for media, as nginx-rtmp assigns them (players are used to these). */
+const CSID_DATA = 4; // not 5: the session writes its status messages on 5 with compressed headers
+const CSID_AUDIO = 6;
+const CSID_VIDEO = 7;
+
+/** A message to send to a player; the connection owns chunking (see {@link RtmpPlayConnection.serialize}). */
+export interface RtmpPlayMessage {
+  csid: number;
+  type: number;
+  streamId: number;
+  timestamp: number;
+  payload: readonly Uint8Array[];
+}
+
+/** What the play sink needs from an RTMP connection (the server implements it). */
+export interface RtmpPlayConnection {
+  /** message stream id the player plays on */
+  readonly streamId: number;
+  /** chunks a message with the connection's outgoing chunk size (the same for every player) */
+  serialize(msg: RtmpPlayMessage): Uint8Array;
+  /** writes bytes to the socket */
+  send(bytes: Uint8Array): void;
+  /** bytes queued in the socket */
+  bufferedBytes(): number;
+  /** ends the playback (and the connection) with a reason */
+  end(reason: string): void;
+}
+
+/**
+ * Serialized frames, shared by every player on message stream 1 (what players get from createStream): a frame
+ * is chunked ONCE and the same bytes are written to every socket. Keyed by the Frame object, so it is freed
+ * with the frame.
+ */
+const shared = new WeakMap<Frame, Uint8Array>();
+const SHARED_STREAM_ID = 1;
+
+/** ms on the RTMP timeline for a tick count. */
+function toMs(ticks: number, clockRate: number): number {
+  return Math.round((ticks * 1000) / clockRate);
+}
+
+/**
+ * Builds the FLV tag body of a frame as parts (header + views of the NAL units), so chunking copies the media
+ * bytes exactly once. @returns parts referencing `frame.au`
+ */
+function tagParts(frame: Frame): Uint8Array[] {
+  const track = frame.track;
+  if (track.codec === 'h264') {
+    const n = frame.au.length;
+    const head = new Uint8Array(AVC_TAG_HEADER_LENGTH + 4 * n);
+    const cts = toMs(frame.pts - frame.dts, track.clockRate);
+    head[0] = (frame.keyframe ? 0x10 : 0x20) | 7;
+    head[1] = 1; // AVC NALU
+    head[2] = (cts >> 16) & 0xff;
+    head[3] = (cts >> 8) & 0xff;
+    head[4] = cts & 0xff;
+    const parts: Uint8Array[] = [head.subarray(0, AVC_TAG_HEADER_LENGTH)];
+    for (let i = 0; i < n; i++) {
+      const nal = frame.au[i]!;
+      const o = AVC_TAG_HEADER_LENGTH + 4 * i;
+      const len = nal.byteLength;
+      head[o] = len >>> 24;
+      head[o + 1] = (len >>> 16) & 0xff;
+      head[o + 2] = (len >>> 8) & 0xff;
+      head[o + 3] = len & 0xff;
+      parts.push(head.subarray(o, o + 4), nal);
+    }
+    return parts;
+  }
+  return [AAC_RAW_HEADER, frame.au[0]!];
+}
+
+const AAC_RAW_HEADER = Uint8Array.of(AAC_TAG_BYTE0, 1);
+
+function frameMessage(frame: Frame, streamId: number): RtmpPlayMessage {
+  const video = frame.track.codec === 'h264';
+  return {
+    csid: video ? CSID_VIDEO : CSID_AUDIO,
+    type: video ? MSG_VIDEO : MSG_AUDIO,
+    streamId,
+    timestamp: toMs(frame.dts, frame.track.clockRate),
+    payload: tagParts(frame),
+  };
+}
+
+/** onMetaData for players: the publisher's own, or one built from the tracks. */
+function metadataOf(stream: Stream): Record<string, Amf0Value> {
+  const meta: Record<string, Amf0Value> = {};
+  if (stream.metadata) {
+    for (const [k, v] of Object.entries(stream.metadata)) meta[k] = v as Amf0Value;
+  }
+  for (const t of stream.tracks) {
+    if (t.codec === 'h264') {
+      if (t.width !== undefined) meta.width = t.width;
+      if (t.height !== undefined) meta.height = t.height;
+      meta.videocodecid = 7;
+    } else if (t.codec === 'aac') {
+      meta.audiocodecid = 10;
+      if (t.sampleRate !== undefined) meta.audiosamplerate = t.sampleRate;
+      meta.stereo = (t.channels ?? 2) > 1;
+    }
+  }
+  meta.server = 'streamgate';
+  return meta;
+}
+
+/**
+ * Frame bus → one RTMP player. A player receives onMetaData, then the sequence headers, then the GOP cache (or
+ * its catch-up burst), then live frames; sequence headers are sent again whenever a track's parameters change.
+ * Opus tracks have no FLV mapping here and are skipped.
+ */
+export class RtmpPlaySink implements FrameSink {
+  private sentVersion: number[] = [];
+  private timestampMs = 0;
+  private closed = false;
+
+  constructor(private readonly conn: RtmpPlayConnection) {}
+
+  start(stream: Stream): void {
+    const data = encodeAmf0('onMetaData', amf0EcmaArray(metadataOf(stream)));
+    this.conn.send(this.conn.serialize({ csid: CSID_DATA, type: MSG_DATA_AMF0, streamId: this.conn.streamId, timestamp: 0, payload: [data] }));
+    this.sentVersion = [];
+    for (const t of stream.tracks) this.sendSequenceHeader(t, this.timestampMs);
+  }
+
+  writeFrame(frame: Frame): void {
+    const track = frame.track;
+    if (track.codec === 'opus') return;
+    const ts = toMs(frame.dts, track.clockRate);
+    if (this.sentVersion[track.id] !== track.version) this.sendSequenceHeader(track, ts);
+    this.timestampMs = ts;
+    const id = this.conn.streamId;
+    if (id !== SHARED_STREAM_ID) {
+      this.conn.send(this.conn.serialize(frameMessage(frame, id)));
+      return;
+    }
+    let bytes = shared.get(frame);
+    if (!bytes) {
+      bytes = this.conn.serialize(frameMessage(frame, id));
+      shared.set(frame, bytes);
+    }
+    this.conn.send(bytes);
+  }
+
+  bufferedBytes(): number {
+    return this.conn.bufferedBytes();
+  }
+
+  close(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.conn.end(reason);
+  }
+
+  private sendSequenceHeader(track: Track, timestampMs: number): void {
+    let body: Uint8Array | undefined;
+    if (track.codec === 'h264' && track.sps && track.pps) body = avcSequenceHeaderTag(serializeAvcConfig([track.sps], [track.pps]));
+    else if (track.codec === 'aac' && track.config) body = aacSequenceHeaderTag(track.config);
+    this.sentVersion[track.id] = track.version;
+    if (!body) return;
+    const video = track.codec === 'h264';
+    this.conn.send(
+      this.conn.serialize({
+        csid: video ? CSID_VIDEO : CSID_AUDIO,
+        type: video ? MSG_VIDEO : MSG_AUDIO,
+        streamId: this.conn.streamId,
+        timestamp: timestampMs,
+        payload: [body],
+      }),
+    );
+  }
+}

@@ -1,0 +1,301 @@
+import net from 'node:net';
+import { nanoid } from 'nanoid';
+import { StreamgateError, errorMessage } from '../../errors.js';
+import { log as rootLog, type Logger } from '../../log.js';
+import type { FrameSink, Reader } from '../../media/bus/reader.js';
+import type { AccessRequest } from '../../media/bus/registry.js';
+import type { Role, Session } from '../../media/bus/session.js';
+import type { Stream } from '../../media/bus/stream.js';
+import { serializeMessage, type RtmpOutMessage } from './chunk-stream.js';
+import { RtmpServerConnection, type RtmpAction, type RtmpStreamRequest } from './session.js';
+import { RtmpToBus } from './to-bus.js';
+
+/**
+ * A connection that never completes the handshake, or a publisher that stops sending, is closed after the read
+ * timeout (config `readTimeout`, default 10 s); this is how often deadlines are checked.
+ */
+const DEADLINE_CHECK_MS = 1000;
+
+/** The registry as the RTMP server uses it (PathRegistry implements it; tests pass fakes). */
+export interface RtmpPaths {
+  addSession(session: Session): void;
+  removeSession(session: Session, reason: string): void;
+  addPublisher(path: string, session: Session, req: Omit<AccessRequest, 'action' | 'path'>): Promise<Stream>;
+  removePublisher(session: Session): void;
+  addReader(path: string, session: Session, sink: FrameSink, req: Omit<AccessRequest, 'action' | 'path'>): Promise<Reader>;
+  removeReader(reader: Reader): void;
+}
+
+/** What a player's sink needs from its connection; the egress side (egress/rtmp/from-bus.ts) implements the sink. */
+export interface RtmpPlayer {
+  readonly streamId: number;
+  serialize(msg: RtmpOutMessage): Uint8Array;
+  send(bytes: Uint8Array): void;
+  bufferedBytes(): number;
+  end(reason: string): void;
+}
+
+/** Options of the RTMP listener. */
+export interface RtmpServerOptions {
+  host?: string;
+  port: number;
+  paths: RtmpPaths;
+  /** makes the frame sink of a player (main.ts passes the RTMP egress) */
+  createPlaySink(player: RtmpPlayer): FrameSink;
+  /** close publishers and unidentified clients silent for this long */
+  readTimeoutMs: number;
+}
+
+/** A bound RTMP listener. */
+export interface RtmpServer {
+  port: number;
+  connections: Set<RtmpConnection>;
+  close(): Promise<void>;
+}
+
+/** Starts the RTMP listener (publish and play on one port). */
+export async function startRtmpServer(opts: RtmpServerOptions): Promise<RtmpServer> {
+  const connections = new Set<RtmpConnection>();
+  const server = net.createServer((socket) => {
+    const c = new RtmpConnection(socket, opts);
+    connections.add(c);
+    socket.once('close', () => connections.delete(c));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const c of connections) c.tick(now);
+  }, DEADLINE_CHECK_MS);
+  timer.unref();
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        clearInterval(timer);
+        for (const c of connections) c.close('server shutting down');
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * One RTMP TCP connection: moves bytes between the socket and the sans-I/O {@link RtmpServerConnection},
+ * and carries out its actions against the registry. It is the connection's API session.
+ */
+export class RtmpConnection implements Session {
+  readonly id = nanoid(12);
+  readonly protocol = 'rtmp' as const;
+  role: Role = 'reader';
+  path = '';
+  readonly remoteAddr: string;
+  state = 'handshake';
+  readonly createdAt = Date.now();
+  bytesIn = 0;
+  bytesOut = 0;
+
+  private readonly conn: RtmpServerConnection;
+  private readonly log: Logger;
+  private publishing: { streamId: number; toBus: RtmpToBus } | undefined;
+  private reader: Reader | undefined;
+  private readonly players = new Map<number, { accepted: boolean; held: Uint8Array[] }>();
+  private closed = false;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly opts: RtmpServerOptions,
+  ) {
+    this.remoteAddr = `${(socket.remoteAddress ?? '?').replace(/^::ffff:/, '')}:${socket.remotePort ?? 0}`;
+    this.log = rootLog.child({ session: this.id, protocol: 'rtmp', remote: this.remoteAddr });
+    this.conn = new RtmpServerConnection(Date.now(), { readTimeoutMs: opts.readTimeoutMs });
+    socket.setNoDelay(true);
+    opts.paths.addSession(this);
+    socket.on('data', (chunk: Buffer) => {
+      this.bytesIn += chunk.byteLength;
+      this.run(this.conn.push(chunk, Date.now()));
+    });
+    socket.on('error', (err) => this.cleanup(`socket error: ${err.message}`));
+    socket.on('close', () => this.cleanup('connection closed by peer'));
+  }
+
+  /** Read-timeout check, called about once a second. */
+  tick(now: number): void {
+    const d = this.conn.nextDeadline();
+    if (d !== null && now >= d) this.run(this.conn.tick(now));
+  }
+
+  /** Kick (API), config change or shutdown. */
+  close(reason: string): void {
+    if (this.closed) return;
+    this.log.info({ reason }, 'closing RTMP connection');
+    this.socket.end();
+    this.socket.destroy();
+    this.cleanup(reason);
+  }
+
+  stats(): Record<string, unknown> {
+    return this.reader ? { framesSent: this.reader.framesSent, framesDropped: this.reader.framesDropped } : {};
+  }
+
+  private run(actions: RtmpAction[]): void {
+    for (const a of actions) {
+      if (this.closed) return;
+      switch (a.type) {
+        case 'send':
+          this.write(a.bytes);
+          break;
+        case 'publish':
+          void this.startPublish(a);
+          break;
+        case 'play':
+          void this.startPlay(a);
+          break;
+        case 'media':
+          this.media(a);
+          break;
+        case 'unpublish':
+          this.stopPublish();
+          break;
+        case 'unplay':
+          this.stopPlay('player stopped');
+          break;
+        case 'pause':
+          break; // live streams do not pause: players that pause just stop rendering
+        case 'close':
+          if (a.error) this.log.warn({ err: a.error.message, code: a.error.code }, 'RTMP protocol error');
+          this.socket.end();
+          this.cleanup(a.reason);
+          return;
+      }
+    }
+  }
+
+  private write(bytes: Uint8Array): void {
+    if (this.closed || this.socket.destroyed) return;
+    this.bytesOut += bytes.byteLength;
+    this.socket.write(bytes);
+  }
+
+  private request(a: RtmpStreamRequest): Omit<AccessRequest, 'action' | 'path'> {
+    const req: Omit<AccessRequest, 'action' | 'path'> = { protocol: 'rtmp', ip: this.socket.remoteAddress ?? '' };
+    const p = a.params;
+    if (p.user !== undefined) req.user = p.user;
+    if (p.pass !== undefined) req.pass = p.pass;
+    if (p.key !== undefined) req.key = p.key;
+    if (a.query) req.query = a.query;
+    return req;
+  }
+
+  private async startPublish(a: RtmpStreamRequest): Promise<void> {
+    try {
+      if (this.publishing) throw new StreamgateError('SG_STATE', 'this connection is already publishing');
+      const stream = await this.opts.paths.addPublisher(a.path, this, this.request(a));
+      if (this.closed) {
+        this.opts.paths.removePublisher(this);
+        return;
+      }
+      this.role = 'publisher';
+      this.path = a.path;
+      this.state = 'publish';
+      this.publishing = { streamId: a.streamId, toBus: new RtmpToBus(stream, this.log.child({ path: a.path })) };
+      this.log.info({ path: a.path }, 'publishing');
+      this.run(this.conn.resolve(a.streamId, null, Date.now()));
+    } catch (err) {
+      this.log.warn({ path: a.path, err: errorMessage(err) }, 'publish refused');
+      this.run(this.conn.resolve(a.streamId, err, Date.now()));
+    }
+  }
+
+  private async startPlay(a: RtmpStreamRequest): Promise<void> {
+    // the sink may start writing (metadata, GOP cache) inside addReader, before Play.Start is sent: hold it
+    const player = { accepted: false, held: [] as Uint8Array[] };
+    this.players.set(a.streamId, player);
+    const self = this;
+    const handle: RtmpPlayer = {
+      streamId: a.streamId,
+      serialize: (msg) => serializeMessage(msg, this.conn.session.chunkSize),
+      send(bytes) {
+        if (player.accepted) self.write(bytes);
+        else player.held.push(bytes);
+      },
+      bufferedBytes: () => this.socket.writableLength,
+      end: (reason) => {
+        if (this.closed) return;
+        this.run(this.conn.session.unpublishNotify(a.streamId));
+        this.reader = undefined;
+        this.close(reason);
+      },
+    };
+    try {
+      if (this.reader) throw new StreamgateError('SG_STATE', 'this connection is already playing');
+      this.role = 'reader';
+      this.path = a.path;
+      this.state = 'play';
+      const reader = await this.opts.paths.addReader(a.path, this, this.opts.createPlaySink(handle), this.request(a));
+      if (this.closed) {
+        this.opts.paths.removeReader(reader);
+        return;
+      }
+      this.reader = reader;
+      reader.catchUp = true;
+      this.log.info({ path: a.path }, 'playing');
+      this.run(this.conn.resolve(a.streamId, null, Date.now()));
+      player.accepted = true;
+      for (const b of player.held) this.write(b);
+      player.held = [];
+    } catch (err) {
+      this.players.delete(a.streamId);
+      this.log.warn({ path: a.path, err: errorMessage(err) }, 'play refused');
+      this.run(this.conn.resolve(a.streamId, err, Date.now()));
+    }
+  }
+
+  private media(a: Extract<RtmpAction, { type: 'media' }>): void {
+    const pub = this.publishing;
+    if (!pub || pub.streamId !== a.streamId) return;
+    try {
+      if (a.kind === 'data') pub.toBus.onData(a.name, a.values);
+      else if (a.kind === 'video') pub.toBus.onVideo(a.timestamp, a.body);
+      else pub.toBus.onAudio(a.timestamp, a.body);
+    } catch (err) {
+      if (!(err instanceof StreamgateError)) throw err;
+      this.log.warn({ path: this.path, err: err.message, code: err.code }, 'bad media from publisher: closing it');
+      this.close(err.message);
+    }
+  }
+
+  private stopPublish(): void {
+    if (!this.publishing) return;
+    this.publishing = undefined;
+    this.opts.paths.removePublisher(this);
+    this.state = 'idle';
+  }
+
+  private stopPlay(reason: string): void {
+    const r = this.reader;
+    if (!r) return;
+    this.reader = undefined;
+    this.opts.paths.removeReader(r);
+    void reason;
+    this.state = 'idle';
+  }
+
+  private cleanup(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.conn.session.markClosed();
+    if (!this.socket.destroyed) {
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 2000).unref();
+    }
+    this.stopPublish();
+    this.stopPlay(reason);
+    this.opts.paths.removeSession(this, reason);
+  }
+}
