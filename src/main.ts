@@ -29,6 +29,11 @@ export interface Gateway {
   close(reason?: string): Promise<void>;
 }
 
+/** The config's log level, unless STREAMGATE_LOG_LEVEL overrides it (tests run silent). */
+function applyLogLevel(config: Config): void {
+  log.level = process.env.STREAMGATE_LOG_LEVEL ?? config.logLevel;
+}
+
 /** Maps a path's YAML settings to what the frame bus needs. */
 export function pathSettings(conf: PathConf, config: Config): PathSettings {
   const s: PathSettings = {
@@ -67,7 +72,7 @@ export function pathPolicy(config: Config): PathPolicy {
  */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let config = opts.config;
-  log.level = config.logLevel;
+  applyLogLevel(config);
   const registry = new PathRegistry(pathPolicy(config));
   const running: RunningListener[] = [];
   const ports: Record<string, number> = {};
@@ -107,7 +112,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     ports,
     reload(next) {
       config = next;
-      log.level = config.logLevel;
+      applyLogLevel(config);
       registry.reload(pathPolicy(config));
       registry.startStaticSources(Object.keys(config.paths ?? {}).filter((k) => !k.startsWith('~')));
       log.info('configuration reloaded');

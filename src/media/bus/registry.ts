@@ -111,7 +111,7 @@ export class PathRegistry {
   addSession(session: Session): void {
     this.sessions.set(session.id, session);
     log.info(
-      { session: session.id, protocol: session.protocol, role: session.role, path: session.path || undefined, remote: session.remoteAddr },
+      { session: session.id, protocol: session.protocol, role: session.role, path: session.path || undefined, remote: redactUrl(session.remoteAddr) },
       'session started',
     );
   }
@@ -130,7 +130,7 @@ export class PathRegistry {
         protocol: session.protocol,
         role: session.role,
         path: session.path || undefined,
-        remote: session.remoteAddr,
+        remote: redactUrl(session.remoteAddr),
         bytesIn: session.bytesIn,
         bytesOut: session.bytesOut,
         durationMs: Date.now() - session.createdAt,
