@@ -1,0 +1,1001 @@
+/**
+ * HLS segmenter: a sans-I/O state machine that turns bus frames into Low-Latency HLS parts and segments (fMP4) or
+ * classic MPEG-TS segments, keeps them for as long as the spec asks, and answers the bookkeeping questions of
+ * blocking playlist reloads. It owns no sockets or timers: `push(frame, nowMs)` and `tick(nowMs)` return events,
+ * `nextDeadline()` says when to call `tick` again (after gohlslib's muxer segmenter, rfc8216bis).
+ *
+ * Cutting rules
+ * - The driving track is the video track (the audio track for audio-only streams). Output starts at its first
+ *   keyframe; audio before that instant is dropped.
+ * - A frame's duration is known when the next frame of its track arrives, so each frame is placed one frame late.
+ * - Parts: the part target is fixed from the first frame interval `f` and never changes:
+ *   `k·f + f/2` with `k = round(partDurationMs / f)` (at least 1). A part closes when the next frame would not fit,
+ *   so every part is ≤ the part target (4.4.4.9), and k frames of a steady stream reach ≥ 85 % of it. The half
+ *   frame absorbs the ±1 ms jitter of millisecond (RTMP) timestamps.
+ * - Segments are cut at a video keyframe once at least `segmentMinDurationMs` are buffered (audio-only: at any
+ *   frame), or when the track parameters change (new init segment, EXT-X-DISCONTINUITY).
+ * - Target duration rule: the playlist is published when the first segment completes, and EXT-X-TARGETDURATION is
+ *   `max(ceil(segmentMinDuration), ceil(first segment duration))` from then on (6.2.1: it MUST NOT change). A later
+ *   GOP that would make a segment round above the target is split at a part boundary instead (a segment that does
+ *   not start with a keyframe), because 6.2.1 requires every EXTINF to round to ≤ the target.
+ *
+ * Timestamps: the output timeline starts at 0 at the first keyframe. A step backwards (or of zero), or forwards by
+ * more than {@link TIMESTAMP_JUMP_MS}, is a reset: the track continues right after its previous frame. A forward
+ * gap larger than the part target (a stall) keeps the real time: the frame before it gets its nominal duration and
+ * the next part starts after the hole (its tfdt says where).
+ *
+ * Retention (6.2.2): the playlist lists up to `segmentCount` segments but never less than three target durations;
+ * EXT-X-PART tags are listed for the last three target durations; a segment stays downloadable until it first
+ * appeared + its duration + the longest playlist served, and its parts three target durations after their tags
+ * left the playlist. All of it is bounded by `maxBytes`.
+ */
+import { LimitError } from '../../errors.js';
+import { aacCodecString, parseAudioSpecificConfig } from '../../media/codecs/aac.js';
+import { parseSps } from '../../media/codecs/h264-sps.js';
+import { NalUnitType, h264CodecString, nalType } from '../../media/codecs/h264.js';
+import {
+  SAMPLE_FLAGS_NON_SYNC,
+  SAMPLE_FLAGS_SYNC,
+  fragment,
+  initSegment,
+  type Fmp4FragmentTrack,
+  type Fmp4Track,
+} from '../../media/mux/fmp4.js';
+import { TsMuxer, type TsFrame } from '../../media/mux/mpegts.js';
+import type { MediaPlaylist, PlaylistSegment, PlaylistVariant } from './playlist.js';
+
+/** Container and latency flavour of a muxer (config `hls.variant`). */
+export type HlsVariant = 'lowLatency' | 'fmp4' | 'mpegts';
+
+/** The track fields the segmenter reads; the bus `Track` satisfies it. */
+export interface SegmenterTrack {
+  /** stable id within the stream */
+  id: number;
+  codec: 'h264' | 'aac' | 'opus';
+  /** ticks per second of dts/pts */
+  clockRate: number;
+  sps?: Uint8Array | undefined;
+  pps?: Uint8Array | undefined;
+  width?: number | undefined;
+  height?: number | undefined;
+  /** AAC AudioSpecificConfig */
+  config?: Uint8Array | undefined;
+  sampleRate?: number | undefined;
+  channels?: number | undefined;
+  /** increments when parameter sets change */
+  version: number;
+}
+
+/** The frame fields the segmenter reads; the bus `Frame` satisfies it. */
+export interface SegmenterFrame {
+  track: SegmenterTrack;
+  dts: number;
+  pts: number;
+  keyframe: boolean;
+  /** H.264: NAL units without start codes; audio: one raw frame. Views kept until the part is built. */
+  au: readonly Uint8Array[];
+  byteLength: number;
+}
+
+/** Options of a segmenter. */
+export interface SegmenterOptions {
+  variant: HlsVariant;
+  /** shortest segment; segments are cut at the first keyframe after it. Default 1000 */
+  segmentMinDurationMs: number;
+  /** wanted part duration; the exact part target is derived from the frame rate (see module doc). Default 200 */
+  partDurationMs: number;
+  /** segments listed in the playlist. Default 7 */
+  segmentCount: number;
+  /** bytes kept (listed, retired and in-progress parts) before the oldest are dropped. Default 128 MiB */
+  maxBytes: number;
+  /** bytes of one segment before the muxer gives up. Default 50 MiB */
+  maxSegmentBytes: number;
+}
+
+/** Default shortest segment: the issue's "min 1 s". */
+export const DEFAULT_SEGMENT_MIN_DURATION_MS = 1000;
+/** Default part duration: ~200 ms keeps hls.js latency near 1 s while parts stay ≥ 3× a LAN/metro RTT (Apple 14.2b). */
+export const DEFAULT_PART_DURATION_MS = 200;
+/** Segments in the playlist: "Their number doesn't influence latency. It defaults to 7." (gohlslib muxer.go). */
+export const DEFAULT_SEGMENT_COUNT = 7;
+/**
+ * Bytes one muxer keeps. The window (7 × ~2 s) plus the retired segments still downloadable is ~30 s of media:
+ * 128 MiB covers ~30 Mbit/s, beyond any HLS ladder rung we serve.
+ */
+export const DEFAULT_MAX_BYTES = 128 * 1024 * 1024;
+/** Largest segment: gohlslib's `SegmentMaxSize` default (50 MB), "This prevents RAM exhaustion". */
+export const DEFAULT_MAX_SEGMENT_BYTES = 50 * 1024 * 1024;
+/**
+ * A forward timestamp step beyond this is a reset, not a stall: the bus (MAX_FORWARD_JUMP_MS) rebases larger jumps
+ * itself, so anything over it reaching us is a clock reset to absorb.
+ */
+export const TIMESTAMP_JUMP_MS = 10_000;
+/**
+ * Frames of a non-driving track waiting for a part (video stalled while audio flows). 512 AAC frames are ~11 s
+ * at 48 kHz; older ones are dropped rather than kept without bound.
+ */
+export const MAX_UNPLACED_FRAMES = 512;
+
+const DEFAULTS: SegmenterOptions = {
+  variant: 'lowLatency',
+  segmentMinDurationMs: DEFAULT_SEGMENT_MIN_DURATION_MS,
+  partDurationMs: DEFAULT_PART_DURATION_MS,
+  segmentCount: DEFAULT_SEGMENT_COUNT,
+  maxBytes: DEFAULT_MAX_BYTES,
+  maxSegmentBytes: DEFAULT_MAX_SEGMENT_BYTES,
+};
+
+/** What happened during a `push`/`tick`/`finish`; the server wakes blocked requests on these. */
+export type SegmenterEvent =
+  | { type: 'ready' }
+  | { type: 'part'; id: number; msn: number; index: number }
+  | { type: 'segment'; msn: number }
+  | { type: 'ended' };
+
+/** Answer to a blocking playlist request (6.2.5.2). */
+export type BlockingDecision =
+  /** the playlist already satisfies the request: answer now */
+  | 'ready'
+  /** hold the request until an event makes it 'ready' (or 3 target durations pass: 503) */
+  | 'wait'
+  /** further ahead than the spec allows to wait for: 400 */
+  | 'bad-request';
+
+/** A served file: its bytes as chunks to write in order (a segment is its parts). */
+export interface HlsFile {
+  kind: 'init' | 'part' | 'segment';
+  contentType: string;
+  chunks: readonly Uint8Array[];
+  byteLength: number;
+}
+
+/** Result of a file lookup. */
+export type FileLookup =
+  | { status: 'ok'; file: HlsFile }
+  /** the preload-hinted part, not complete yet: hold the request until a 'part' event */
+  | { status: 'pending' }
+  | { status: 'not-found' };
+
+/** Counters for logs and metrics. */
+export interface SegmenterStats {
+  framesIn: number;
+  framesDropped: number;
+  timestampJumps: number;
+  gaps: number;
+  /** segments split at a non-keyframe to respect the target duration */
+  forcedCuts: number;
+  /** retired segments dropped before their availability ended, to respect maxBytes */
+  evictedEarly: number;
+}
+
+interface Sample {
+  dts: number;
+  pts: number;
+  duration: number;
+  keyframe: boolean;
+  units: readonly Uint8Array[];
+}
+
+interface TrackState {
+  track: SegmenterTrack;
+  kind: 'video' | 'audio';
+  rate: number;
+  /** track_ID in the fMP4 */
+  fmp4Id: number;
+  /** ticks added to input timestamps */
+  offset: number;
+  /** last accepted output dts */
+  lastDts: number | undefined;
+  /** duration of the last placed sample; 0 until known */
+  lastDuration: number;
+  /** the latest frame, waiting for the next one to know its duration */
+  pending: Sample | undefined;
+  /** samples with known durations not yet in a part */
+  queue: Sample[];
+  /** track.version when the current init segment was built */
+  initVersion: number;
+  /** SPS/PPS found in-band when the track has none; the shared Track is never mutated */
+  inbandSps: Uint8Array | undefined;
+  inbandPps: Uint8Array | undefined;
+}
+
+interface Part {
+  id: number;
+  msn: number;
+  index: number;
+  data: Uint8Array;
+  /** driving-track ticks */
+  duration: number;
+  independent: boolean;
+}
+
+interface Segment {
+  msn: number;
+  parts: Part[];
+  /** driving-track ticks: sum of the parts */
+  duration: number;
+  /** driving-track samples, for the frame rate */
+  frames: number;
+  /** output dts of the first driving sample */
+  startDts: number;
+  bytes: number;
+  discontinuity: boolean;
+  initGen: number;
+  completedAtMs: number;
+  partsHiddenAtMs: number | undefined;
+  expiresAtMs: number;
+}
+
+const PART_RE = /^part(\d{1,15})\.(mp4|ts)$/;
+const SEGMENT_RE = /^seg(\d{1,15})\.(mp4|ts)$/;
+const INIT_RE = /^init(\d{1,9})\.mp4$/;
+
+/** Segmenter of one stream for one variant. See the module doc for the rules it follows. */
+export class HlsSegmenter {
+  readonly options: SegmenterOptions;
+  readonly stats: SegmenterStats = { framesIn: 0, framesDropped: 0, timestampJumps: 0, gaps: 0, forcedCuts: 0, evictedEarly: 0 };
+  private readonly states = new Map<number, TrackState>();
+  private readonly driving: TrackState;
+  private active: TrackState[] = [];
+  private started = false;
+  private published = false;
+  private ended = false;
+  private now = 0;
+  private events: SegmenterEvent[] = [];
+
+  private partTarget = 0; // driving ticks, 0 until the first frame interval is known
+  private partDuration = 0; // driving ticks in the open part
+  private targetDuration = 0; // seconds, 0 until published
+  private maxSegmentTicks = Infinity;
+  private pdtOriginMs = Infinity;
+
+  private nextPartId = 0;
+  private nextMsn = 0;
+  private current: Segment;
+  private listed: Segment[] = [];
+  private retired: Segment[] = [];
+  private readonly parts = new Map<number, Part>();
+  private readonly segmentsByMsn = new Map<number, Segment>();
+  private discontinuitySequence = 0;
+  private maxPlaylistMs = 0;
+  private bytes = 0;
+
+  private initGen = -1;
+  private readonly inits = new Map<number, Uint8Array>();
+  private ts: TsMuxer | undefined;
+
+  /**
+   * @param tracks the stream's tracks; the first H.264 track and the first audio track are used, others ignored.
+   * @throws RangeError when there is no usable track.
+   */
+  constructor(tracks: readonly SegmenterTrack[], options: Partial<SegmenterOptions> = {}) {
+    this.options = { ...DEFAULTS, ...options };
+    const video = tracks.find((t) => t.codec === 'h264');
+    const audio = tracks.find((t) => (t.codec === 'aac' || (t.codec === 'opus' && this.options.variant !== 'mpegts')));
+    if (!video && !audio) throw new RangeError('HLS needs an H.264 or AAC/Opus track');
+    let fmp4Id = 1;
+    for (const t of [video, audio]) {
+      if (!t) continue;
+      this.states.set(t.id, {
+        track: t,
+        kind: t.codec === 'h264' ? 'video' : 'audio',
+        rate: t.clockRate,
+        fmp4Id: fmp4Id++,
+        offset: 0,
+        lastDts: undefined,
+        lastDuration: 0,
+        pending: undefined,
+        queue: [],
+        initVersion: t.version,
+        inbandSps: undefined,
+        inbandPps: undefined,
+      });
+    }
+    this.driving = this.states.get((video ?? audio)!.id)!;
+    this.current = this.newSegment(false);
+  }
+
+  /** True once the first segment is complete and playlists can be served. */
+  get ready(): boolean {
+    return this.published;
+  }
+
+  /** True after `finish()`: the playlist carries EXT-X-ENDLIST. */
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** EXT-X-TARGETDURATION in seconds (0 before `ready`). */
+  get targetDurationS(): number {
+    return this.targetDuration;
+  }
+
+  /** PART-TARGET in seconds (0 until known). */
+  get partTargetS(): number {
+    return this.partTarget / this.driving.rate;
+  }
+
+  /** Bytes held in parts, segments and init segments. */
+  get bufferedBytes(): number {
+    return this.bytes;
+  }
+
+  /** How long a blocking request may wait before a 503 (6.2.5.2: three target durations). */
+  blockingTimeoutMs(): number {
+    return 3 * Math.max(1, this.targetDuration) * 1000;
+  }
+
+  /**
+   * Feeds one frame. `nowMs` is the wall clock (ms since the epoch): it dates the media (PROGRAM-DATE-TIME) and
+   * ages retired segments. Frames of unknown tracks are ignored.
+   * @throws LimitError when one segment exceeds `maxSegmentBytes`, or the window alone exceeds `maxBytes`.
+   */
+  push(frame: SegmenterFrame, nowMs: number): SegmenterEvent[] {
+    this.events = [];
+    this.now = nowMs;
+    this.stats.framesIn++;
+    const st = this.states.get(frame.track.id);
+    if (this.ended || !st || st.track.codec !== frame.track.codec) {
+      this.stats.framesDropped++;
+      return this.flushEvents();
+    }
+    st.track = frame.track;
+    if (!this.started) {
+      if (st !== this.driving || (st.kind === 'video' && !frame.keyframe) || !this.start(frame)) {
+        this.stats.framesDropped++;
+        return this.flushEvents();
+      }
+    }
+    if (!this.active.includes(st)) {
+      this.stats.framesDropped++;
+      return this.flushEvents();
+    }
+    let dts = frame.dts + st.offset;
+    let pts = frame.pts + st.offset;
+    if (st.lastDts === undefined) {
+      if (dts < 0) {
+        this.stats.framesDropped++; // audio from before the first keyframe
+        return this.flushEvents();
+      }
+    } else {
+      const step = dts - st.lastDts;
+      if (step <= 0 || step > (TIMESTAMP_JUMP_MS * st.rate) / 1000) {
+        const target = st.lastDts + (st.lastDuration || nominalDuration(st));
+        st.offset += target - dts;
+        pts += target - dts;
+        dts = target;
+        this.stats.timestampJumps++;
+      }
+    }
+    st.lastDts = dts;
+    if (!this.published && st === this.driving) {
+      // frames are never early, only late (GOP cache bursts, network): the earliest origin estimate is the best
+      this.pdtOriginMs = Math.min(this.pdtOriginMs, nowMs - (dts * 1000) / st.rate);
+    }
+    const sample: Sample = { dts, pts, duration: 0, keyframe: st.kind === 'audio' || frame.keyframe, units: sampleUnits(st, frame.au) };
+    if (st === this.driving) this.onDriving(st, sample);
+    else this.onOther(st, sample);
+    this.expire();
+    this.enforceBytes();
+    return this.flushEvents();
+  }
+
+  /** Drops retired segments whose availability ended. Call at `nextDeadline()`. */
+  tick(nowMs: number): SegmenterEvent[] {
+    this.events = [];
+    this.now = nowMs;
+    this.expire();
+    return this.flushEvents();
+  }
+
+  /** When `tick` should run next (ms, same clock as `nowMs`), or undefined when nothing is scheduled. */
+  nextDeadline(): number | undefined {
+    let min: number | undefined;
+    for (const s of this.retired) if (min === undefined || s.expiresAtMs < min) min = s.expiresAtMs;
+    return min;
+  }
+
+  /**
+   * The stream ended: the pending frames become the last part and segment, the playlist gets EXT-X-ENDLIST.
+   * Files stay served until the caller drops the segmenter.
+   */
+  finish(nowMs: number): SegmenterEvent[] {
+    this.events = [];
+    this.now = nowMs;
+    if (this.ended) return [];
+    if (this.started) {
+      for (const st of this.active) {
+        const p = st.pending;
+        if (!p) continue;
+        st.pending = undefined;
+        p.duration = st.lastDuration || nominalDuration(st);
+        if (st === this.driving) {
+          if (this.partTarget === 0) this.decidePartTarget(p.duration);
+          if (st.queue.length > 0 && this.partDuration + p.duration > this.partTarget) this.closePart(false);
+          this.partDuration += p.duration;
+          st.queue.push(p);
+        } else {
+          st.queue.push(p);
+        }
+      }
+      this.closePart(true);
+      this.closeSegment();
+    }
+    this.ended = true;
+    this.events.push({ type: 'ended' });
+    return this.flushEvents();
+  }
+
+  /**
+   * Blocking playlist reload bookkeeping (rfc8216bis 6.2.5.2) for `_HLS_msn=msn` and optional `_HLS_part=part`:
+   * 'ready' when the current playlist satisfies it, 'wait' when it is near (the server holds the request and asks
+   * again on each event), 'bad-request' when `msn` is beyond the last segment + 2 or `part` exceeds the last part
+   * by more than the Advance Part Limit (3 / PART-TARGET for targets under 1 s, else 3 parts).
+   */
+  blockingState(msn: number, part?: number): BlockingDecision {
+    if (this.ended) return 'ready'; // 6.2.5.2: ignored once the playlist has EXT-X-ENDLIST
+    if (!this.published) return 'wait';
+    const lastComplete = this.current.msn - 1;
+    if (msn > lastComplete + 2) return 'bad-request';
+    if (part === undefined) return msn <= lastComplete ? 'ready' : 'wait';
+    // 6.2.5.2: a Part Index past the parent's final part means part 0 of the next segment
+    let m = msn;
+    let p = part;
+    while (m <= lastComplete) {
+      const seg = this.segmentsByMsn.get(m);
+      if (!seg || p < seg.parts.length) return 'ready';
+      m++;
+      p = 0;
+    }
+    const built = this.current.parts.length;
+    if (m === this.current.msn && p < built) return 'ready';
+    // distance in parts from the last part of the playlist; for the segment after the current one, the current
+    // segment still needs at least enough parts to reach the minimum duration
+    let distance: number;
+    if (m === this.current.msn) {
+      distance = p - (built - 1);
+    } else {
+      const remainingTicks = (this.options.segmentMinDurationMs * this.driving.rate) / 1000 - this.segmentTicks();
+      const remaining = Math.max(0, Math.ceil(remainingTicks / this.partTarget));
+      distance = remaining + p + 1;
+    }
+    const targetS = this.partTargetS;
+    const limit = targetS < 1 ? 3 / targetS : 3;
+    return distance > limit ? 'bad-request' : 'wait';
+  }
+
+  /** URI (relative) of the part after the last one: the EXT-X-PRELOAD-HINT target. */
+  preloadHintName(): string {
+    return `part${this.nextPartId}.${this.ext()}`;
+  }
+
+  /** Name of the current init segment (fMP4 variants), e.g. `init0.mp4`. */
+  initName(gen = this.initGen): string {
+    return `init${gen}.mp4`;
+  }
+
+  /**
+   * Looks up a file by name (`init<n>.mp4`, `seg<msn>.mp4|ts`, `part<id>.mp4`). The part named by the preload hint
+   * is 'pending' until complete (6.2.6: a hinted resource is available for request when hinted).
+   */
+  file(name: string): FileLookup {
+    const ext = this.ext();
+    let m = PART_RE.exec(name);
+    if (m && m[2] === ext && this.options.variant === 'lowLatency') {
+      const id = Number(m[1]);
+      const part = this.parts.get(id);
+      if (part) return { status: 'ok', file: this.makeFile('part', [part.data]) };
+      if (id === this.nextPartId && !this.ended) return { status: 'pending' };
+      return { status: 'not-found' };
+    }
+    m = SEGMENT_RE.exec(name);
+    if (m && m[2] === ext) {
+      const seg = this.segmentsByMsn.get(Number(m[1]));
+      if (!seg) return { status: 'not-found' };
+      return { status: 'ok', file: this.makeFile('segment', seg.parts.map((p) => p.data)) };
+    }
+    m = INIT_RE.exec(name);
+    if (m && ext === 'mp4') {
+      const init = this.inits.get(Number(m[1]));
+      if (init) return { status: 'ok', file: this.makeFile('init', [init]) };
+    }
+    return { status: 'not-found' };
+  }
+
+  /** The media playlist as it stands (call only when `ready`); write it with `writeMediaPlaylist`. */
+  mediaPlaylist(): MediaPlaylist {
+    const ll = this.options.variant === 'lowLatency';
+    const rate = this.driving.rate;
+    const segments: PlaylistSegment[] = [];
+    const withParts = (s: Segment): boolean => ll && s.partsHiddenAtMs === undefined;
+    const describe = (s: Segment, complete: boolean): PlaylistSegment => {
+      const out: PlaylistSegment = {
+        duration: s.duration / rate,
+        programDateTimeMs: Math.round(this.pdtOriginMs + (s.startDts * 1000) / rate),
+      };
+      if (complete) out.uri = `seg${s.msn}.${this.ext()}`;
+      if (this.options.variant !== 'mpegts') out.mapUri = this.initName(s.initGen);
+      if (s.discontinuity) out.discontinuity = true;
+      if (withParts(s)) {
+        out.parts = s.parts.map((p) => ({ uri: `part${p.id}.${this.ext()}`, duration: p.duration / rate, independent: p.independent }));
+      }
+      return out;
+    };
+    for (const s of this.listed) segments.push(describe(s, true));
+    if (ll && this.current.parts.length > 0 && !this.ended) segments.push(describe(this.current, false));
+    const first = this.listed[0];
+    const playlist: MediaPlaylist = {
+      targetDuration: this.targetDuration,
+      mediaSequence: first ? first.msn : this.current.msn,
+      segments,
+    };
+    if (this.discontinuitySequence > 0) playlist.discontinuitySequence = this.discontinuitySequence;
+    if (this.ended) playlist.endList = true;
+    if (ll) {
+      playlist.canBlockReload = true;
+      playlist.canSkipUntil = 6 * this.targetDuration;
+      playlist.lowLatency = { partTarget: this.partTargetS };
+      if (!this.ended) playlist.lowLatency.preloadHintUri = this.preloadHintName();
+    }
+    // no EXT-X-INDEPENDENT-SEGMENTS: a later forced cut would have to remove it, and 6.2.1 forbids such edits
+    return playlist;
+  }
+
+  /**
+   * The variant's EXT-X-STREAM-INF attributes: RFC 6381 codecs, resolution, frame rate, peak and average bit rate
+   * of the listed segments. Call when `ready`.
+   */
+  variant(): Omit<PlaylistVariant, 'uri'> {
+    const codecs: string[] = [];
+    let resolution: { width: number; height: number } | undefined;
+    for (const st of this.active) {
+      const t = st.track;
+      const params = t.codec === 'h264' ? h264Params(st) : undefined;
+      if (params) {
+        codecs.push(h264CodecString(params.sps));
+        resolution = videoSize(t, params.sps);
+      } else if (t.codec === 'aac' && t.config) {
+        codecs.push(aacCodecString(parseAudioSpecificConfig(t.config)));
+      } else if (t.codec === 'opus') {
+        codecs.push('opus');
+      }
+    }
+    let peak = 0;
+    let totalBits = 0;
+    let totalS = 0;
+    for (const s of this.listed) {
+      const durS = s.duration / this.driving.rate;
+      if (durS <= 0) continue;
+      peak = Math.max(peak, (s.bytes * 8) / durS);
+      totalBits += s.bytes * 8;
+      totalS += durS;
+    }
+    const out: Omit<PlaylistVariant, 'uri'> = { bandwidth: peak, codecs };
+    if (totalS > 0) out.averageBandwidth = totalBits / totalS;
+    if (resolution) out.resolution = resolution;
+    const last = this.listed[this.listed.length - 1];
+    if (this.driving.kind === 'video' && last && last.duration > 0) out.frameRate = (last.frames * this.driving.rate) / last.duration;
+    return out;
+  }
+
+  // ---- internals ----
+
+  private flushEvents(): SegmenterEvent[] {
+    const e = this.events;
+    this.events = [];
+    return e;
+  }
+
+  private ext(): 'mp4' | 'ts' {
+    return this.options.variant === 'mpegts' ? 'ts' : 'mp4';
+  }
+
+  private makeFile(kind: HlsFile['kind'], chunks: Uint8Array[]): HlsFile {
+    let byteLength = 0;
+    for (const c of chunks) byteLength += c.byteLength;
+    const contentType = this.ext() === 'ts' ? 'video/mp2t' : this.driving.kind === 'video' ? 'video/mp4' : 'audio/mp4';
+    return { kind, contentType, chunks, byteLength };
+  }
+
+  private newSegment(discontinuity: boolean): Segment {
+    return {
+      msn: this.nextMsn++,
+      parts: [],
+      duration: 0,
+      frames: 0,
+      startDts: 0,
+      bytes: 0,
+      discontinuity,
+      initGen: this.initGen,
+      completedAtMs: 0,
+      partsHiddenAtMs: undefined,
+      expiresAtMs: Infinity,
+    };
+  }
+
+  /** Starts the timeline at the driving track's first usable frame; false when parameters are missing. */
+  private start(frame: SegmenterFrame): boolean {
+    const active = [...this.states.values()].filter((st) => st === this.driving || configured(st));
+    if (this.driving.kind === 'video') adoptInBandParams(this.driving, frame.au);
+    if (!configured(this.driving)) return false;
+    this.active = active;
+    const originS = frame.dts / this.driving.rate;
+    for (const st of active) st.offset = -Math.round(originS * st.rate);
+    this.rebuildInit();
+    this.current.initGen = this.initGen;
+    this.started = true;
+    return true;
+  }
+
+  /** Builds the init segment (fMP4) or TS muxer for the current track parameters. */
+  private rebuildInit(): void {
+    this.initGen++;
+    for (const st of this.active) st.initVersion = st.track.version;
+    if (this.options.variant === 'mpegts') {
+      const video = this.active.find((s) => s.kind === 'video');
+      const audio = this.active.find((s) => s.kind === 'audio')?.track;
+      const params = video ? h264Params(video) : undefined;
+      this.ts = new TsMuxer({
+        ...(params ? { video: params } : {}),
+        ...(audio?.config ? { audio: { config: audio.config } } : {}),
+      });
+      return;
+    }
+    const tracks: Fmp4Track[] = this.active.map((st) => fmp4Track(st));
+    const init = initSegment(tracks);
+    this.inits.set(this.initGen, init);
+    this.bytes += init.byteLength;
+  }
+
+  private paramsChanged(): boolean {
+    for (const st of this.active) if (st.track.version !== st.initVersion) return true;
+    return false;
+  }
+
+  private segmentTicks(): number {
+    return this.current.duration + this.partDuration;
+  }
+
+  private onOther(st: TrackState, s: Sample): void {
+    const p = st.pending;
+    if (p) {
+      // a hole in audio stays in the sample's duration (the trun cannot skip time): decoders play the frame,
+      // then silence until the next one, so the timeline stays true
+      const dur = s.dts - p.dts;
+      p.duration = dur;
+      st.lastDuration = dur;
+      st.queue.push(p);
+      if (st.queue.length > MAX_UNPLACED_FRAMES) {
+        st.queue.shift();
+        this.stats.framesDropped++;
+      }
+    }
+    st.pending = s;
+  }
+
+  private onDriving(st: TrackState, s: Sample): void {
+    const p = st.pending;
+    if (p) {
+      let dur = s.dts - p.dts;
+      if (this.partTarget === 0) this.decidePartTarget(dur);
+      let gap = false;
+      if (dur > this.partTarget) {
+        dur = st.lastDuration || Math.min(nominalDuration(st), this.partTarget);
+        gap = true;
+        this.stats.gaps++;
+      }
+      if (st.queue.length > 0 && this.partDuration + dur > this.partTarget) this.closePart(false);
+      p.duration = dur;
+      st.lastDuration = dur;
+      st.queue.push(p);
+      this.partDuration += dur;
+      if (gap) this.closePart(false);
+    }
+    if (s.keyframe) {
+      const changed = this.paramsChanged();
+      const minTicks = (this.options.segmentMinDurationMs * st.rate) / 1000;
+      if (changed || this.segmentTicks() >= minTicks) {
+        this.closePart(true);
+        this.closeSegment();
+        if (changed) {
+          if (st.kind === 'video') adoptInBandParams(st, s.units);
+          this.rebuildInit();
+          this.current.initGen = this.initGen;
+          this.current.discontinuity = true;
+        }
+      }
+    }
+    // close the part now if the next frame (assumed as long as the last) would not fit: saves one frame of latency
+    const next = st.lastDuration || nominalDuration(st);
+    if (st.queue.length > 0 && this.partTarget > 0 && this.partDuration + next > this.partTarget) this.closePart(false);
+    st.pending = s;
+  }
+
+  /** Fixes the part target from the first frame interval (see module doc); never changes afterwards. */
+  private decidePartTarget(frameTicks: number): void {
+    const rate = this.driving.rate;
+    const wanted = (this.options.partDurationMs * rate) / 1000;
+    const f = Math.max(1, frameTicks);
+    const k = Math.max(1, Math.round(wanted / f));
+    this.partTarget = k * f + Math.floor(f / 2);
+  }
+
+  /**
+   * Builds the open part from the queued samples (driving track: all; others: those that start before the part
+   * ends) as one fMP4 fragment or a run of TS packets. `segmentEnd` skips the forced-cut check (the caller closes
+   * the segment anyway).
+   */
+  private closePart(segmentEnd: boolean): void {
+    const d = this.driving;
+    if (d.queue.length === 0) return;
+    const driving = d.queue;
+    d.queue = [];
+    const duration = this.partDuration;
+    this.partDuration = 0;
+    const first = driving[0] as Sample;
+    const endS = (first.dts + duration) / d.rate;
+    const runs: { st: TrackState; samples: Sample[] }[] = [{ st: d, samples: driving }];
+    for (const st of this.active) {
+      if (st === d || st.queue.length === 0) continue;
+      let n = 0;
+      while (n < st.queue.length && (st.queue[n] as Sample).dts / st.rate < endS) n++;
+      if (n > 0) runs.push({ st, samples: st.queue.splice(0, n) });
+    }
+    const seg = this.current;
+    const id = this.nextPartId++;
+    const data = this.options.variant === 'mpegts' ? this.buildTs(runs, seg.parts.length === 0) : buildFmp4(runs, id + 1);
+    if (seg.parts.length === 0) seg.startDts = first.dts;
+    const part: Part = { id, msn: seg.msn, index: seg.parts.length, data, duration, independent: first.keyframe };
+    seg.parts.push(part);
+    seg.duration += duration;
+    seg.frames += driving.length;
+    seg.bytes += data.byteLength;
+    this.bytes += data.byteLength;
+    this.parts.set(id, part);
+    this.events.push({ type: 'part', id, msn: seg.msn, index: part.index });
+    if (seg.bytes > this.options.maxSegmentBytes) {
+      throw new LimitError('HLS segment bytes', this.options.maxSegmentBytes, seg.bytes);
+    }
+    this.updatePartWindow();
+    if (!segmentEnd && seg.duration + this.partTarget >= this.maxSegmentTicks) {
+      this.stats.forcedCuts++;
+      this.closeSegment();
+    }
+  }
+
+  private buildTs(runs: { st: TrackState; samples: Sample[] }[], withTables: boolean): Uint8Array {
+    const frames: TsFrame[] = [];
+    for (const { st, samples } of runs) {
+      for (const s of samples) {
+        frames.push({
+          kind: st.kind,
+          dts: to90k(s.dts, st.rate),
+          pts: to90k(s.pts, st.rate),
+          keyframe: s.keyframe,
+          units: s.units,
+        });
+      }
+    }
+    frames.sort((a, b) => a.dts - b.dts);
+    return (this.ts as TsMuxer).mux(frames, withTables);
+  }
+
+  private closeSegment(): void {
+    const seg = this.current;
+    if (seg.parts.length === 0) return;
+    seg.completedAtMs = this.now;
+    this.listed.push(seg);
+    this.segmentsByMsn.set(seg.msn, seg);
+    const rate = this.driving.rate;
+    if (!this.published) {
+      const minS = this.options.segmentMinDurationMs / 1000;
+      this.targetDuration = Math.max(1, Math.ceil(minS - 1e-9), Math.ceil(seg.duration / rate - 1e-9));
+      // 6.2.1: EXTINF rounded to the nearest second ≤ target: a segment must stay under target + 0.5 s
+      this.maxSegmentTicks = (this.targetDuration + 0.5) * rate;
+      if (!Number.isFinite(this.pdtOriginMs)) this.pdtOriginMs = this.now;
+      this.published = true;
+      this.events.push({ type: 'ready' });
+    }
+    this.events.push({ type: 'segment', msn: seg.msn });
+    this.current = this.newSegment(false);
+    this.current.initGen = this.initGen;
+    this.trimWindow();
+    this.updatePartWindow();
+  }
+
+  /** Removes the oldest segments beyond `segmentCount` from the playlist, keeping ≥ 3 target durations (6.2.2). */
+  private trimWindow(): void {
+    const rate = this.driving.rate;
+    const minTicks = 3 * this.targetDuration * rate;
+    let total = 0;
+    for (const s of this.listed) total += s.duration;
+    this.maxPlaylistMs = Math.max(this.maxPlaylistMs, ((total + this.segmentTicks()) * 1000) / rate);
+    while (this.listed.length > this.options.segmentCount) {
+      const oldest = this.listed[0] as Segment;
+      if (total - oldest.duration < minTicks) break;
+      this.retire(oldest);
+      total -= oldest.duration;
+    }
+  }
+
+  private retire(seg: Segment): void {
+    this.listed.shift();
+    if (seg.discontinuity) this.discontinuitySequence++;
+    const rate = this.driving.rate;
+    const targetMs = this.targetDuration * 1000;
+    // 6.2.2: available until first listed + segment duration + longest playlist; parts 3 target durations after
+    // their EXT-X-PART tags left the playlist
+    const segmentEnd = seg.completedAtMs + (seg.duration * 1000) / rate + this.maxPlaylistMs;
+    const partsEnd = (seg.partsHiddenAtMs ?? this.now) + 3 * targetMs;
+    seg.partsHiddenAtMs ??= this.now;
+    seg.expiresAtMs = Math.max(segmentEnd, this.options.variant === 'lowLatency' ? partsEnd : 0);
+    this.retired.push(seg);
+  }
+
+  /** Hides the EXT-X-PART tags of segments more than three target durations from the playlist end (6.2.2). */
+  private updatePartWindow(): void {
+    if (!this.published) return;
+    const limit = 3 * this.targetDuration * this.driving.rate;
+    let fromEnd = this.current.duration;
+    for (let i = this.listed.length - 1; i >= 0; i--) {
+      const s = this.listed[i] as Segment;
+      if (s.partsHiddenAtMs !== undefined) break;
+      if (fromEnd > limit) {
+        for (let j = i; j >= 0 && (this.listed[j] as Segment).partsHiddenAtMs === undefined; j--) {
+          (this.listed[j] as Segment).partsHiddenAtMs = this.now;
+        }
+        break;
+      }
+      fromEnd += s.duration;
+    }
+  }
+
+  private expire(): void {
+    while (this.retired.length > 0) {
+      const idx = this.indexOfExpired();
+      if (idx < 0) break;
+      this.drop(this.retired[idx] as Segment, idx);
+    }
+  }
+
+  private indexOfExpired(): number {
+    for (let i = 0; i < this.retired.length; i++) if ((this.retired[i] as Segment).expiresAtMs <= this.now) return i;
+    return -1;
+  }
+
+  private drop(seg: Segment, retiredIndex: number): void {
+    this.retired.splice(retiredIndex, 1);
+    this.segmentsByMsn.delete(seg.msn);
+    for (const p of seg.parts) this.parts.delete(p.id);
+    this.bytes -= seg.bytes;
+    // init segments no retained segment refers to
+    let minGen = this.current.initGen;
+    for (const s of this.listed) minGen = Math.min(minGen, s.initGen);
+    for (const s of this.retired) minGen = Math.min(minGen, s.initGen);
+    for (const [gen, init] of this.inits) {
+      if (gen < minGen) {
+        this.inits.delete(gen);
+        this.bytes -= init.byteLength;
+      }
+    }
+  }
+
+  /** Keeps `bytes` ≤ maxBytes: retired segments go first, then listed ones down to 3 target durations. */
+  private enforceBytes(): void {
+    const max = this.options.maxBytes;
+    while (this.bytes > max && this.retired.length > 0) {
+      this.stats.evictedEarly++;
+      this.drop(this.retired[0] as Segment, 0);
+    }
+    if (this.bytes <= max) return;
+    const minTicks = 3 * this.targetDuration * this.driving.rate;
+    let total = 0;
+    for (const s of this.listed) total += s.duration;
+    while (this.bytes > max && this.listed.length > 1 && total - (this.listed[0] as Segment).duration >= minTicks) {
+      const oldest = this.listed[0] as Segment;
+      total -= oldest.duration;
+      this.retire(oldest);
+      this.stats.evictedEarly++;
+      this.drop(oldest, this.retired.length - 1);
+    }
+    if (this.bytes > max) throw new LimitError('HLS buffered bytes', max, this.bytes);
+  }
+}
+
+/** The SPS/PPS of a video track: the track's, else those seen in-band. */
+function h264Params(st: TrackState): { sps: Uint8Array; pps: Uint8Array } | undefined {
+  const sps = st.track.sps ?? st.inbandSps;
+  const pps = st.track.pps ?? st.inbandPps;
+  return sps && pps ? { sps, pps } : undefined;
+}
+
+/** True when a track has what its init segment needs. */
+function configured(st: TrackState): boolean {
+  const t = st.track;
+  if (t.codec === 'h264') return h264Params(st) !== undefined;
+  if (t.codec === 'aac') return t.config !== undefined;
+  return true;
+}
+
+/** Remembers (copies) SPS/PPS of a keyframe's NAL units, used when the track itself has none. */
+function adoptInBandParams(st: TrackState, units: readonly Uint8Array[]): void {
+  for (const u of units) {
+    const type = nalType(u);
+    if (type === NalUnitType.Sps) st.inbandSps = Uint8Array.from(u);
+    else if (type === NalUnitType.Pps) st.inbandPps = Uint8Array.from(u);
+  }
+}
+
+/** NAL units that go into samples: access unit delimiters and filler data are dropped (the containers frame AUs). */
+function sampleUnits(st: TrackState, au: readonly Uint8Array[]): readonly Uint8Array[] {
+  if (st.kind !== 'video') return au;
+  let keepAll = true;
+  for (const u of au) {
+    const t = nalType(u);
+    if (u.byteLength === 0 || t === NalUnitType.AccessUnitDelimiter || t === NalUnitType.FillerData) keepAll = false;
+  }
+  if (keepAll) return au;
+  return au.filter((u) => {
+    const t = nalType(u);
+    return u.byteLength > 0 && t !== NalUnitType.AccessUnitDelimiter && t !== NalUnitType.FillerData;
+  });
+}
+
+/** A plausible sample duration when none was measured yet: 1/30 s video, one AAC (1024) or Opus (20 ms) frame. */
+function nominalDuration(st: TrackState): number {
+  const t = st.track;
+  if (t.codec === 'h264') return Math.round(st.rate / 30);
+  if (t.codec === 'aac') {
+    const perFrame = t.config ? parseAudioSpecificConfig(t.config).frameLength : 1024;
+    const sampleRate = t.sampleRate ?? st.rate;
+    return Math.round((perFrame * st.rate) / sampleRate);
+  }
+  return Math.round(st.rate / 50);
+}
+
+function to90k(ticks: number, rate: number): number {
+  return rate === 90000 ? ticks : Math.round((ticks * 90000) / rate);
+}
+
+function videoSize(t: SegmenterTrack, sps: Uint8Array): { width: number; height: number } {
+  if (t.width !== undefined && t.height !== undefined && t.width > 0 && t.height > 0) return { width: t.width, height: t.height };
+  const parsed = parseSps(sps);
+  return { width: parsed.width, height: parsed.height };
+}
+
+function fmp4Track(st: TrackState): Fmp4Track {
+  const t = st.track;
+  if (t.codec === 'h264') {
+    const { sps, pps } = h264Params(st) as { sps: Uint8Array; pps: Uint8Array };
+    const { width, height } = videoSize(t, sps);
+    return { kind: 'video', codec: 'h264', id: st.fmp4Id, timescale: st.rate, width, height, sps, pps };
+  }
+  if (t.codec === 'aac') {
+    const asc = parseAudioSpecificConfig(t.config as Uint8Array);
+    return {
+      kind: 'audio',
+      codec: 'aac',
+      id: st.fmp4Id,
+      timescale: st.rate,
+      sampleRate: t.sampleRate ?? asc.sampleRate,
+      channels: t.channels ?? (asc.channels || 2),
+      config: t.config as Uint8Array,
+    };
+  }
+  return { kind: 'audio', codec: 'opus', id: st.fmp4Id, timescale: st.rate, channels: t.channels ?? 2 };
+}
+
+function buildFmp4(runs: { st: TrackState; samples: Sample[] }[], sequenceNumber: number): Uint8Array {
+  const tracks: Fmp4FragmentTrack[] = runs.map(({ st, samples }) => ({
+    trackId: st.fmp4Id,
+    baseMediaDecodeTime: (samples[0] as Sample).dts,
+    lengthPrefixed: st.kind === 'video',
+    samples: samples.map((s) => ({
+      duration: s.duration,
+      flags: s.keyframe ? SAMPLE_FLAGS_SYNC : SAMPLE_FLAGS_NON_SYNC,
+      compositionOffset: s.pts - s.dts,
+      units: s.units,
+    })),
+  }));
+  return fragment({ sequenceNumber, tracks });
+}
