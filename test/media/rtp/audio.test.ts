@@ -64,7 +64,7 @@ describe('Mpeg4GenericDepacketizer', () => {
     assert.ok(frames.every((f) => [0, 1, 6].includes(firstElementId(f))));
     assert.equal(d.stats.framesDropped, 0);
     // the first packet: AU-headers-length 80 bits = 5 AU headers (13+3 bits each)
-    assert.equal(d.push(parseRtp(raws[0] as Uint8Array))?.length, 5);
+    assert.equal(new Mpeg4GenericDepacketizer().push(parseRtp(raws[0] as Uint8Array))?.length, 5);
   });
 
   it('GStreamer 1.22 rtpmp4gpay 48 kHz stereo: one AU per packet', () => {
