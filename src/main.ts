@@ -10,6 +10,8 @@ import {
   type PathSettings,
 } from './media/bus/registry.js';
 import { listenerStarters, type RunningListener } from './listeners.js';
+import { sourceStarter } from './sources.js';
+import { startRtmpSource } from './ingest/rtmp/client.js';
 
 /** Options of runGateway. */
 export interface GatewayOptions {
@@ -74,6 +76,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let config = opts.config;
   applyLogLevel(config);
   const registry = new PathRegistry(pathPolicy(config));
+  registry.setSourceStarter(sourceStarter({ rtmp: startRtmpSource }));
   const running: RunningListener[] = [];
   const ports: Record<string, number> = {};
   let failed = 0;
