@@ -199,8 +199,14 @@ function bandwidthOf(b: { type: string; limit: number | string }[] | undefined):
   return (b ?? []).map((x) => ({ type: String(x.type), limit: Number(x.limit) }));
 }
 
-function directionOf(d: string | undefined): SdpDirection | undefined {
-  return d === 'sendrecv' || d === 'sendonly' || d === 'recvonly' || d === 'inactive' ? d : undefined;
+/** The last exact direction attribute of a section (sdp-transform's pattern also matches `a=recvonlyX`). */
+function directionOf(lines: readonly string[]): SdpDirection | undefined {
+  let dir: SdpDirection | undefined;
+  for (const l of lines) {
+    const m = /^a=(sendrecv|sendonly|recvonly|inactive)$/.exec(l);
+    if (m) dir = m[1] as SdpDirection;
+  }
+  return dir;
 }
 
 /**
@@ -241,7 +247,7 @@ export function parseSdp(text: string): SessionDescription {
   const conn = connectionOf(s.connection);
   if (conn) desc.connection = conn;
   if (s.control !== undefined) desc.control = String(s.control);
-  const dir = directionOf(s.direction);
+  const dir = directionOf(raw[0] as string[]);
   if (dir) desc.direction = dir;
 
   s.media.forEach((m, i) => {
@@ -254,7 +260,8 @@ export function parseSdp(text: string): SessionDescription {
       .filter((pt) => pt <= 127);
     if (payloads.length > MAX_SDP_FORMATS) throw new LimitError('SDP payload types per media', MAX_SDP_FORMATS, payloads.length);
     const formats: MediaFormat[] = payloads.map((pt) => {
-      const map = m.rtp.find((r) => Number(r.payload) === pt);
+      // an rtpmap whose encoding the grammar could not read (e.g. two spaces) counts as absent
+      const map = m.rtp.find((r) => Number(r.payload) === pt && String(r.codec ?? '') !== '');
       const fmtpLine = m.fmtp.find((f) => Number(f.payload) === pt);
       const fmtp = fmtpLine ? parseFmtp(String(fmtpLine.config)) : {};
       if (map) {
@@ -275,7 +282,7 @@ export function parseSdp(text: string): SessionDescription {
       role: 'media',
     };
     if (m.control !== undefined) md.control = String(m.control);
-    const mdir = directionOf(m.direction);
+    const mdir = directionOf(raw[i + 1] as string[]);
     if (mdir) md.direction = mdir;
     const mconn = connectionOf(m.connection);
     if (mconn) md.connection = mconn;
@@ -354,7 +361,7 @@ export function serializeSdp(d: SessionDescription): string {
   const o = d.origin;
   return sdpTransform
     .write(s)
-    .replace(/^o=.*$/m, `o=${o.username} ${o.sessionId} ${o.sessionVersion} ${o.netType} ${o.addressType} ${o.address}`);
+    .replace(/^o=.*$/m, () => `o=${o.username} ${o.sessionId} ${o.sessionVersion} ${o.netType} ${o.addressType} ${o.address}`);
 }
 
 function attributeLine(a: SdpAttribute): { value: string } {

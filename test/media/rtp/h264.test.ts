@@ -31,7 +31,7 @@ const pkt = (seq: number, ts: number, marker: boolean, payload: Uint8Array): Rtp
 });
 
 describe('H264Depacketizer on real captures', () => {
-  it('ffmpeg 6 libx264 640x360 (-g 30, 2 s, B-frames): 60 AUs, IDR every 30, presentation times 3000 apart', () => {
+  it('ffmpeg 5.1 libx264 640x360 (-g 30, 2 s, B-frames): 60 AUs, IDR every 30, presentation times 3000 apart', () => {
     const raws = loadPackets('ffmpeg-h264.bin');
     const d = new H264Depacketizer();
     const aus = depacketizeAll(raws, d);

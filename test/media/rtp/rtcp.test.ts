@@ -26,7 +26,7 @@ const GST_CNAME_RECEIVER = 'user3488777104@host-8322bbfc';
 /** Parse → fields → serialize → the same bytes. */
 const cases: { name: string; bytes: Uint8Array; want: RtcpPacket[] }[] = [
   {
-    name: 'ffmpeg 6 rtpenc: bare SR at stream start (no SDES, counts 0)',
+    name: 'ffmpeg 5.1 rtpenc: bare SR at stream start (no SDES, counts 0)',
     bytes: loadPackets('ffmpeg-h264.rtcp.bin')[0] as Uint8Array,
     want: [
       { type: 'sr', ssrc: 0x8da8b48f, ntpSec: 0xeeac89e0, ntpFrac: 0x6dd2f1a9, rtpTimestamp: 0x1bc9f04a, packetCount: 0, octetCount: 0, reports: [] },

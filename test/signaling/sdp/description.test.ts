@@ -32,7 +32,7 @@ const fixtures = [
 ];
 
 describe('parseSdp on real and camera-style descriptions', () => {
-  it('ffmpeg 6 ANNOUNCE: H.264 + mpeg4-generic, fmtp values stay raw strings', () => {
+  it('ffmpeg 5.1 ANNOUNCE: H.264 + mpeg4-generic, fmtp values stay raw strings', () => {
     const d = parseSdp(load('ffmpeg-publish-tcp-announce.sdp'));
     assert.deepEqual(d.origin, { username: '-', sessionId: '0', sessionVersion: '0', netType: 'IN', addressType: 'IP4', address: '127.0.0.1' });
     assert.equal(d.name, 'No Name');
@@ -129,6 +129,12 @@ describe('parseSdp on real and camera-style descriptions', () => {
       assert.equal(serializeSdp(parseSdp(text)), text);
     });
   }
+
+  it('fuzz regression: "$&" in an o= field is written literally (String.replace patterns)', () => {
+    const d = parseSdp('v=0\r\no=$&- 0 0 IN IP4 127.0.0.1\r\nm=video 0 RTP/AVP 96\r\n');
+    assert.equal(d.origin.username, '$&-');
+    assert.match(serializeSdp(d), /^v=0\r\no=\$&- 0 0 IN IP4 127\.0\.0\.1\r\n/);
+  });
 
   it('canonical text round-trips byte for byte', () => {
     const text = [
