@@ -1,0 +1,176 @@
+import { parseArgs } from 'node:util';
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { cpus, loadavg, release } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { renderFanout, runFanout, type FanoutOptions } from './rtmp-fanout.js';
+import { NGINX_BIN, REPO_ROOT, SERVERS, type ServerKind } from './servers.js';
+
+/**
+ * `npm run bench [-- options]`: runs the benchmarks, prints their tables and writes them to BENCHMARKS.md.
+ *
+ * Each benchmark is one entry of {@link BENCHMARKS} (a `bench/<name>.ts` module): add yours there. It gets the
+ * parsed command line and returns the Markdown section that replaces its own block in BENCHMARKS.md (between
+ * `<!-- bench:<name>:start -->` and `<!-- bench:<name>:end -->`), so benchmarks run separately never erase
+ * each other's results.
+ */
+
+/** The command line every benchmark sees. */
+export interface BenchArgs {
+  readers: number[];
+  seconds: number;
+  servers: ServerKind['key'][];
+  connectRate: number;
+  readersPerProcess: number;
+  profile: boolean;
+}
+
+/** A benchmark: runs, logs progress, returns its Markdown section (without the heading). */
+export interface Benchmark {
+  title: string;
+  run(args: BenchArgs, log: (line: string) => void): Promise<string>;
+}
+
+const BENCHMARKS: Record<string, Benchmark> = {
+  rtmp: {
+    title: 'RTMP fan-out (issue 2)',
+    async run(args, log) {
+      const opts: FanoutOptions = { ...args };
+      const results = await runFanout(opts, log);
+      return renderFanout(results, opts);
+    },
+  },
+};
+
+const USAGE = `usage: npm run bench -- [options]
+
+  --only NAMES             benchmarks to run, comma-separated (${Object.keys(BENCHMARKS).join(', ')}); default all
+  --readers LIST           reader counts (default 1,100,500,1000)
+  --seconds S              steady measurement window per run (default 20)
+  --servers LIST           streamgate,nginx,nms (default all three)
+  --connect-rate R         readers started per second while connecting (default 200)
+  --readers-per-process K  players per reader process (default 500)
+  --profile                V8 CPU profile of the Node servers (streamgate, NMS); prints the hot spots
+  --no-write               print only, leave BENCHMARKS.md alone
+  -h, --help               this text`;
+
+function numbers(s: string, what: string): number[] {
+  const xs = s.split(',').map((x) => Number(x.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 0)) throw new Error(`--${what}: expected non-negative integers, got "${s}"`);
+  return xs;
+}
+
+function parse(argv: string[]): { only: string[]; args: BenchArgs; write: boolean } | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      only: { type: 'string' },
+      readers: { type: 'string', default: '1,100,500,1000' },
+      seconds: { type: 'string', default: '20' },
+      servers: { type: 'string', default: 'streamgate,nginx,nms' },
+      'connect-rate': { type: 'string', default: '200' },
+      'readers-per-process': { type: 'string', default: '500' },
+      profile: { type: 'boolean', default: false },
+      'no-write': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return null;
+  const only = values.only ? values.only.split(',').map((s) => s.trim()) : Object.keys(BENCHMARKS);
+  for (const o of only) if (!BENCHMARKS[o]) throw new Error(`--only: unknown benchmark "${o}" (known: ${Object.keys(BENCHMARKS).join(', ')})`);
+  const servers = values.servers.split(',').map((s) => s.trim());
+  for (const s of servers) if (!(s in SERVERS)) throw new Error(`--servers: unknown server "${s}" (known: ${Object.keys(SERVERS).join(', ')})`);
+  const [seconds] = numbers(values.seconds, 'seconds');
+  const [connectRate] = numbers(values['connect-rate'], 'connect-rate');
+  const [perProcess] = numbers(values['readers-per-process'], 'readers-per-process');
+  if (!seconds || !connectRate || !perProcess) throw new Error('--seconds, --connect-rate and --readers-per-process must be > 0');
+  return {
+    only,
+    write: !values['no-write'],
+    args: {
+      readers: numbers(values.readers, 'readers'),
+      seconds,
+      servers: servers as ServerKind['key'][],
+      connectRate,
+      readersPerProcess: perProcess,
+      profile: values.profile,
+    },
+  };
+}
+
+function tool(cmd: string, args: string[]): string {
+  try {
+    // nginx -v prints to stderr, ffmpeg -version to stdout
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.replace(/ Copyright.*/, '').trim() || `${cmd}: not found`;
+  } catch {
+    return `${cmd}: not found`;
+  }
+}
+
+function machine(): string {
+  const nms = JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules/node-media-server/package.json'), 'utf8')) as { version: string };
+  return [
+    `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared)`,
+    `- Node ${process.version}; ${tool(NGINX_BIN, ['-v'])} with libnginx-mod-rtmp; node-media-server ${nms.version}; ${tool('ffmpeg', ['-version'])}`,
+  ].join('\n');
+}
+
+const HEADER = `# Benchmarks
+
+Produced by \`npm run bench\` (bench/run.ts). Each section below is rewritten by its benchmark; notes outside the
+\`<!-- bench:… -->\` markers are kept.
+`;
+
+function writeSection(name: string, body: string): void {
+  const file = join(REPO_ROOT, 'BENCHMARKS.md');
+  const start = `<!-- bench:${name}:start -->`;
+  const end = `<!-- bench:${name}:end -->`;
+  const block = `${start}\n${body}\n${end}`;
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : HEADER;
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + end.length);
+  else text = `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(file, text);
+}
+
+async function main(): Promise<void> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(process.argv.slice(2));
+  } catch (err) {
+    console.error(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    process.exit(2);
+  }
+  if (!parsed) {
+    console.log(USAGE);
+    return;
+  }
+  const argv = process.argv.slice(2).join(' ');
+  for (const name of parsed.only) {
+    const b = BENCHMARKS[name]!;
+    const began = new Date();
+    const log = (line: string) => console.log(line);
+    log(`== ${b.title}`);
+    const body = await b.run(parsed.args, log);
+    const seconds = Math.round((Date.now() - began.getTime()) / 1000);
+    const section = [
+      `## ${b.title}`,
+      '',
+      `- command: \`npm run bench${argv ? ` -- ${argv}` : ''}\` (took ${seconds} s)`,
+      `- date: ${began.toISOString().replace(/\.\d+Z$/, 'Z')}`,
+      machine(),
+      '',
+      body,
+    ].join('\n');
+    console.log(`\n${section}\n`);
+    if (parsed.write) {
+      writeSection(name, section);
+      console.log('written to BENCHMARKS.md');
+    }
+  }
+}
+
+await main();

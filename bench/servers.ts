@@ -1,0 +1,150 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, waitForPort } from './proc.js';
+
+/** The RTMP servers the fan-out benchmark runs, each as its own process tree on a loopback port. */
+
+/** Repository root (this file runs from dist/bench/). */
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Debian's nginx and its RTMP module (packages `nginx` and `libnginx-mod-rtmp`). */
+export const NGINX_BIN = '/usr/sbin/nginx';
+export const NGINX_RTMP_MODULE = '/usr/lib/nginx/modules/ngx_rtmp_module.so';
+
+/** How long a server may take to bind its port. */
+const START_TIMEOUT_MS = 15_000;
+/** How long a server may take to exit after SIGTERM before it is killed (streamgate's own limit is 5 s). */
+const STOP_TIMEOUT_MS = 7_000;
+
+/** A server process under test. */
+export interface RunningServer {
+  /** root of the process tree whose CPU and memory are measured */
+  pid: number;
+  port: number;
+  alive(): boolean;
+  /** the last lines of its log, for error messages */
+  logTail(): string;
+  /** SIGTERM, wait for the exit (so a CPU profile gets written), SIGKILL after a timeout */
+  stop(): Promise<void>;
+}
+
+/** One server implementation the benchmark knows how to start. */
+export interface ServerKind {
+  key: 'streamgate' | 'nginx' | 'nms';
+  label: string;
+  /** starts it with its files in `dir`; `cpuProfileDir` asks a Node server for a V8 CPU profile */
+  start(dir: string, cpuProfileDir?: string): Promise<RunningServer>;
+}
+
+function launch(cmd: string, args: string[], dir: string, port: number, env: NodeJS.ProcessEnv = process.env): Promise<RunningServer> {
+  const logPath = join(dir, 'server.log');
+  const fd = openSync(logPath, 'a');
+  const child: ChildProcess = spawn(cmd, args, { cwd: REPO_ROOT, env, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  let exited = false;
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    });
+    child.once('error', () => {
+      exited = true;
+      resolve();
+    });
+  });
+  const server: RunningServer = {
+    pid: child.pid ?? -1,
+    port,
+    alive: () => !exited,
+    logTail: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').slice(-15).join('\n') : ''),
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+  return waitForPort(port, START_TIMEOUT_MS, server.alive).then(
+    () => server,
+    async (err: unknown) => {
+      await server.stop();
+      throw new Error(`${cmd} did not start: ${err instanceof Error ? err.message : String(err)}\n${server.logTail()}`);
+    },
+  );
+}
+
+/** streamgate from this work tree, RTMP + API only, logging at warn. */
+export const streamgate: ServerKind = {
+  key: 'streamgate',
+  label: 'streamgate',
+  async start(dir, cpuProfileDir) {
+    const port = await freePort();
+    const apiPort = await freePort();
+    const yml = [
+      'logLevel: warn',
+      'listeners:',
+      `  rtmp: { port: ${port}, host: 127.0.0.1 }`,
+      `  api: { port: ${apiPort}, host: 127.0.0.1 }`,
+      '  rtsp: { enabled: false }',
+      '  hls: { enabled: false }',
+      '  webrtc: { enabled: false }',
+      '  sip: { enabled: false }',
+      '  metrics: { enabled: false }',
+      '',
+    ].join('\n');
+    const conf = join(dir, 'streamgate.yml');
+    writeFileSync(conf, yml);
+    const env = { ...process.env };
+    delete env.STREAMGATE_LOG_LEVEL;
+    const prof = cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [];
+    return launch(process.execPath, [...prof, join(REPO_ROOT, 'bin/streamgate.js'), '--config', conf], dir, port, env);
+  },
+};
+
+/** nginx-rtmp on loopback: one worker (plus its master), `live on`, the module's defaults otherwise. */
+export const nginx: ServerKind = {
+  key: 'nginx',
+  label: 'nginx-rtmp',
+  async start(dir) {
+    const port = await freePort();
+    const conf = join(dir, 'nginx.conf');
+    writeFileSync(
+      conf,
+      [
+        `load_module ${NGINX_RTMP_MODULE};`,
+        'daemon off;',
+        'master_process on;',
+        'worker_processes 1;',
+        'worker_rlimit_nofile 16384;',
+        `pid ${join(dir, 'nginx.pid')};`,
+        `error_log ${join(dir, 'error.log')} warn;`,
+        'events { worker_connections 8192; }',
+        'rtmp {',
+        '  server {',
+        `    listen 127.0.0.1:${port};`,
+        '    application live { live on; }',
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    return launch(NGINX_BIN, ['-p', `${dir}/`, '-c', conf, '-e', join(dir, 'error.log')], dir, port);
+  },
+};
+
+/** Node-Media-Server 4 (npm `node-media-server`), RTMP only, through bench/nms-server.ts. */
+export const nms: ServerKind = {
+  key: 'nms',
+  label: 'Node-Media-Server',
+  async start(dir, cpuProfileDir) {
+    const port = await freePort();
+    const prof = cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [];
+    return launch(process.execPath, [...prof, join(REPO_ROOT, 'dist/bench/nms-server.js'), String(port), dir], dir, port);
+  },
+};
+
+/** Every server, by key. */
+export const SERVERS: Record<ServerKind['key'], ServerKind> = { streamgate, nginx, nms };
