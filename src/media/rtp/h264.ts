@@ -421,3 +421,88 @@ export class H264Packetizer {
     return packets;
   }
 }
+
+/**
+ * Reorder depth assumed when the SPS does not state `max_num_reorder_frames` (VUI bitstream_restriction):
+ * x264's default B-pyramid needs 2; a larger value only delays DTS more, a smaller one breaks DTS ≤ PTS.
+ */
+export const DEFAULT_REORDER_DEPTH = 2;
+/** Frame duration assumed for the first frames, before the stream shows its own: 30 fps at 90 kHz. */
+export const DEFAULT_FRAME_TICKS = 3000;
+
+/**
+ * Decode timestamps for H.264 received over RTP, which carries presentation times only (RFC 6184 §5.1).
+ *
+ * With a reorder depth R, the frame decoded i-th is never shown before the (i-R)-th smallest presentation time,
+ * so DTS(i) = that value: monotonic and ≤ PTS without parsing slice headers. Frames are given in decode order;
+ * the first R get DTS extrapolated backwards from the first PTS. R comes from the SPS (`maxNumReorderFrames`),
+ * 0 for Baseline, else DEFAULT_REORDER_DEPTH.
+ */
+export class H264DtsEstimator {
+  private depth: number;
+  private readonly heap: number[] = []; // min-heap of presentation times not yet used as a DTS
+  private index = 0;
+  private first = 0;
+  private lastDts = -Infinity;
+
+  /** @param reorderDepth max_num_reorder_frames of the stream's SPS, when known */
+  constructor(reorderDepth: number = DEFAULT_REORDER_DEPTH) {
+    this.depth = Math.max(0, Math.min(16, reorderDepth));
+  }
+
+  /** Sets the reorder depth from a new SPS; takes effect for a stream that has not started. */
+  setReorderDepth(depth: number): void {
+    if (this.index === 0) this.depth = Math.max(0, Math.min(16, depth));
+  }
+
+  /** The DTS of the next access unit in decode order, whose presentation time is `pts` (any unit, integers). */
+  next(pts: number): number {
+    if (this.index === 0) this.first = pts;
+    this.push(pts);
+    let dts: number;
+    if (this.heap.length > this.depth) {
+      dts = this.pop();
+    } else {
+      dts = this.first - (this.depth - this.index) * DEFAULT_FRAME_TICKS;
+    }
+    this.index++;
+    // keep DTS strictly increasing even when the input breaks the reorder-depth promise
+    if (dts <= this.lastDts) dts = this.lastDts + 1;
+    if (dts > pts) dts = Math.max(this.lastDts + 1, pts);
+    this.lastDts = dts;
+    return dts;
+  }
+
+  private push(v: number): void {
+    const h = this.heap;
+    h.push(v);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if ((h[p] as number) <= v) break;
+      h[i] = h[p] as number;
+      i = p;
+    }
+    h[i] = v;
+  }
+
+  private pop(): number {
+    const h = this.heap;
+    const top = h[0] as number;
+    const last = h.pop() as number;
+    if (h.length > 0) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= h.length) break;
+        const r = l + 1;
+        const c = r < h.length && (h[r] as number) < (h[l] as number) ? r : l;
+        if ((h[c] as number) >= last) break;
+        h[i] = h[c] as number;
+        i = c;
+      }
+      h[i] = last;
+    }
+    return top;
+  }
+}

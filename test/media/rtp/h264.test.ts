@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ParseError, StreamgateError, UnsupportedError } from '../../../src/errors.js';
 import { parseSps } from '../../../src/media/codecs/h264-sps.js';
-import { H264Depacketizer, H264Packetizer, MAX_RTP_NALUS_PER_ACCESS_UNIT, type H264AccessUnit } from '../../../src/media/rtp/h264.js';
+import { H264Depacketizer, H264DtsEstimator, H264Packetizer, MAX_RTP_NALUS_PER_ACCESS_UNIT, type H264AccessUnit } from '../../../src/media/rtp/h264.js';
 import { parseRtp, serializeRtp, type RtpPacket } from '../../../src/media/rtp/packet.js';
 import { bytes, hex, loadPackets } from './fixtures.js';
 
@@ -270,5 +270,32 @@ describe('H264Packetizer', () => {
   it('rejects an MTU outside 1200..1450', () => {
     assert.throws(() => new H264Packetizer({ mtu: 1000 }), RangeError);
     assert.throws(() => new H264Packetizer({ mtu: 1500 }), RangeError);
+  });
+});
+
+describe('H264DtsEstimator', () => {
+  it('ffmpeg 5.1 libx264 with B-pyramid (max_num_reorder_frames 2): DTS strictly increasing, ≤ PTS, one frame apart', () => {
+    const aus = depacketizeAll(loadPackets('ffmpeg-h264.bin'));
+    const sps = parseSps((aus[0] as H264AccessUnit).nalus[0] as Uint8Array);
+    assert.equal(sps.vui?.maxNumReorderFrames, 2);
+    const e = new H264DtsEstimator(sps.vui?.maxNumReorderFrames);
+    const dts = aus.map((a) => e.next(a.pts));
+    const base = (aus[0] as H264AccessUnit).pts;
+    assert.deepEqual(dts.slice(0, 4).map((d) => d - base), [-6000, -3000, 0, 3000]);
+    for (let i = 0; i < aus.length; i++) {
+      assert.ok((dts[i] as number) <= (aus[i] as H264AccessUnit).pts, `frame ${i}`);
+      if (i > 0) assert.equal((dts[i] as number) - (dts[i - 1] as number), 3000, `frame ${i}`);
+    }
+  });
+
+  it('depth 0 (Baseline, zerolatency): DTS = PTS', () => {
+    const e = new H264DtsEstimator(0);
+    assert.deepEqual([0, 3000, 6000, 9000].map((p) => e.next(p)), [0, 3000, 6000, 9000]);
+  });
+
+  it('input breaking its declared depth still gives strictly increasing DTS', () => {
+    const e = new H264DtsEstimator(0);
+    const out = [0, 9000, 3000, 6000].map((p) => e.next(p));
+    for (let i = 1; i < out.length; i++) assert.ok((out[i] as number) > (out[i - 1] as number));
   });
 });
