@@ -42,7 +42,9 @@ export interface RtmpSourceOptions {
   readTimeoutMs?: number;
   /** give up on a connection that has not started playing after this long (default 10 s) */
   startTimeoutMs?: number;
+  /** first pause before reconnecting, doubled after each failed attempt (default {@link RTMP_SOURCE_MIN_BACKOFF_MS}) */
   minBackoffMs?: number;
+  /** longest pause between attempts (default {@link RTMP_SOURCE_MAX_BACKOFF_MS}) */
   maxBackoffMs?: number;
 }
 

@@ -324,9 +324,8 @@ test('source: an unreachable origin is retried with doubling pauses; close() sto
   assert.equal(session.protocol, 'source');
   assert.equal(session.remoteAddr, `rtmp://127.0.0.1:${port}/live/x`);
   // 50 + 100 + 200 + 200 ms of pauses: at least 4 attempts within ~1.5 s
-  await waitFor(() => ((session.stats?.() as { attempts: number }).attempts >= 5 ? true : false), 3000);
+  await waitFor(() => (session.stats?.() as { attempts: number }).attempts >= 5 && session.state === 'waiting', 3000);
   assert.match(String(session.stats?.()['lastError']), /ECONNREFUSED/);
-  assert.equal(session.state, 'waiting');
   handle.close();
   const attempts = (session.stats?.() as { attempts: number }).attempts;
   await new Promise((r) => setTimeout(r, 400));
@@ -400,6 +399,18 @@ describe('pull source end to end (two gateways)', { skip: !haveFfmpeg, timeout: 
     assert.equal(relay?.source?.type, 'rtmpSource');
     assert.ok(relay?.source?.id, 'the source session is the publisher');
     assert.deepEqual(relay?.tracks.map((t) => t.codec), ['h264', 'aac']);
+  });
+
+  test('kicking the source session (DELETE /v1/sessions/{id}) drops its connection; it reconnects', async () => {
+    await waitFor(() => b.registry.paths.get('relay/cam')?.stream.ready, 10_000);
+    const source = b.registry.paths.get('relay/cam')!.publisher!;
+    const connects = (source.stats?.() as { connects: number }).connects;
+    const del = await fetch(`http://127.0.0.1:${b.ports['api']}/v1/sessions/${source.id}`, { method: 'DELETE' });
+    assert.equal(del.status, 200);
+    assert.equal(b.registry.paths.get('relay/cam')?.publisher, undefined, 'detached at once');
+    await waitFor(() => (source.stats?.() as { connects: number }).connects > connects && b.registry.paths.get('relay/cam')?.stream.ready, 8000);
+    assert.equal(b.registry.paths.get('relay/cam')?.publisher, source, 'the same source session publishes again');
+    assert.equal(b.registry.sessions.get(source.id), source);
   });
 
   test('sourceOnDemand: started by the first reader, stopped after the last one left', async () => {
