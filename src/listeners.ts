@@ -3,6 +3,8 @@ import type { PathRegistry } from './media/bus/registry.js';
 import { startRtmpServer } from './ingest/rtmp/server.js';
 import { RtmpPlaySink } from './egress/rtmp/from-bus.js';
 import { startApiServer } from './api.js';
+import { startHlsServer } from './egress/hls/server.js';
+import { resolvePathConf } from './config.js';
 import { startMetricsServer } from './metrics.js';
 
 /** What every listener starter gets: the shared registry and the live config. */
@@ -37,7 +39,37 @@ export const listenerStarters: [string, ListenerStarter | null][] = [
       }),
   ],
   ['rtsp', null],
-  ['hls', null],
+  [
+    'hls',
+    async (ctx) => {
+      const { registry } = ctx;
+      const hls = ctx.config.listeners.hls;
+      // read the live config: a reload may change which paths are always remuxed
+      const alwaysRemux = (p: string) => resolvePathConf(ctx.config, p)?.conf.hls.alwaysRemux ?? false;
+      const server = await startHlsServer({
+        port: hls.port,
+        ...(hls.host ? { host: hls.host } : {}),
+        paths: registry,
+        variant: hls.variant,
+        segmentMinDurationMs: hls.segmentDuration * 1000,
+        partDurationMs: hls.partDuration * 1000,
+        segmentCount: hls.segmentCount,
+        muxerCloseAfterMs: hls.muxerCloseAfter * 1000,
+        alwaysRemux,
+      });
+      const onPublish = (p: string) => {
+        if (alwaysRemux(p)) void server.ensureMuxer(p).catch(() => undefined);
+      };
+      registry.publishListeners.add(onPublish);
+      return {
+        port: server.port,
+        close: async () => {
+          registry.publishListeners.delete(onPublish);
+          await server.close();
+        },
+      };
+    },
+  ],
   ['webrtc', null],
   ['sip', null],
   [

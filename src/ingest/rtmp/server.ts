@@ -22,7 +22,13 @@ export interface RtmpPaths {
   removeSession(session: Session, reason: string): void;
   addPublisher(path: string, session: Session, req: Omit<AccessRequest, 'action' | 'path'>): Promise<Stream>;
   removePublisher(session: Session): void;
-  addReader(path: string, session: Session, sink: FrameSink, req: Omit<AccessRequest, 'action' | 'path'>): Promise<Reader>;
+  addReader(
+    path: string,
+    session: Session,
+    sink: FrameSink,
+    req: Omit<AccessRequest, 'action' | 'path'>,
+    opts?: { catchUp?: boolean },
+  ): Promise<Reader>;
   removeReader(reader: Reader): void;
 }
 
@@ -237,13 +243,14 @@ export class RtmpConnection implements Session {
       this.role = 'reader';
       this.path = a.path;
       this.state = 'play';
-      const reader = await this.opts.paths.addReader(a.path, this, this.opts.createPlaySink(handle), this.request(a));
+      const reader = await this.opts.paths.addReader(a.path, this, this.opts.createPlaySink(handle), this.request(a), {
+        catchUp: true,
+      });
       if (this.closed) {
         this.opts.paths.removeReader(reader);
         return;
       }
       this.reader = reader;
-      reader.catchUp = true;
       this.log.info({ path: a.path }, 'playing');
       this.run(this.conn.resolve(a.streamId, null, Date.now()));
       player.accepted = true;

@@ -94,6 +94,8 @@ export class PathRegistry {
   readonly sessions = new Map<string, Session>();
   readonly closedTotals = new Map<string, ClosedTotals>();
   framesDroppedClosed = 0;
+  /** called after a publisher (or pull source) attached to a path, e.g. to start always-on HLS muxers */
+  readonly publishListeners = new Set<(path: string) => void>();
   private startSource: SourceStarter | undefined;
 
   constructor(
@@ -170,6 +172,13 @@ export class PathRegistry {
     }
     entry.publisher = session;
     session.path = path;
+    for (const l of this.publishListeners) {
+      try {
+        l(path);
+      } catch (err) {
+        log.error({ path, err: err instanceof Error ? err.message : String(err) }, 'publish listener failed');
+      }
+    }
     return entry.stream;
   }
 
@@ -203,6 +212,7 @@ export class PathRegistry {
     session: Session,
     sink: FrameSink,
     req: Omit<AccessRequest, 'action' | 'path'>,
+    opts: { catchUp?: boolean } = {},
   ): Promise<Reader> {
     const settings = this.settingsOf(path);
     await this.policy.authorize({ ...req, action: 'read', path });
@@ -215,6 +225,7 @@ export class PathRegistry {
     }
     session.path = path;
     const reader = new Reader(session, sink, settings.readerLimits);
+    reader.catchUp = opts.catchUp === true;
     reader.onClose = () => this.detachReader(entry, reader);
     entry.readers.add(reader);
     if (entry.sourceCloseTimer) {
@@ -307,13 +318,18 @@ export class PathRegistry {
   }
 
   private closePath(entry: PathEntry, reason: string): void {
+    // detach the publisher before its session closes, so removePublisher() does not start a grace timer
+    const publisher = entry.publisher;
+    entry.publisher = undefined;
+    entry.stream.publisherGone();
+    const source = entry.source;
+    entry.source = undefined;
+    source?.close();
+    publisher?.close(reason);
     if (entry.graceTimer) clearTimeout(entry.graceTimer);
     entry.graceTimer = undefined;
     if (entry.sourceCloseTimer) clearTimeout(entry.sourceCloseTimer);
     entry.sourceCloseTimer = undefined;
-    entry.source?.close();
-    entry.source = undefined;
-    entry.publisher?.close(reason);
     this.closeReaders(entry, reason);
     this.maybeForget(entry);
   }
