@@ -1,0 +1,249 @@
+/**
+ * End-to-end RTSP on loopback with real clients: ffmpeg publishes over RTSP (TCP, UDP) and RTMP; ffprobe and
+ * ffmpeg read over RTSP (TCP, UDP) and RTMP. Skipped when ffmpeg is not installed.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import dgram from 'node:dgram';
+import type { ChildProcess } from 'node:child_process';
+import { parseConfig } from '../../../src/config.js';
+import { pathPolicy } from '../../../src/main.js';
+import { PathRegistry } from '../../../src/media/bus/registry.js';
+import { startRtmpServer, type RtmpServer } from '../../../src/ingest/rtmp/server.js';
+import { RtmpPlaySink } from '../../../src/egress/rtmp/from-bus.js';
+import { startRtspServer, type RtspServer } from '../../../src/ingest/rtsp/server.js';
+import { rtspEgress } from '../../../src/egress/rtsp/from-bus.js';
+import { RtspParser, type RtspMessage } from '../../../src/ingest/rtsp/message.js';
+import { isRfc3550Compound, parseRtcp } from '../../../src/media/rtp/rtcp.js';
+import { freeUdpPair } from '../../helpers/gateway.js';
+import { ffmpegPublish, ffprobeStreams, hasCommand, run, waitFor } from '../../helpers/media-tools.js';
+
+const HAVE_FFMPEG = hasCommand('ffmpeg') && hasCommand('ffprobe');
+
+const CONFIG = `
+paths:
+  secure/cam:
+    readUser: viewer
+    readPass: s3cret
+  "~^.*$": {}
+`;
+
+interface Env {
+  registry: PathRegistry;
+  rtsp: RtspServer;
+  rtmp: RtmpServer;
+}
+
+async function startEnv(): Promise<Env> {
+  const config = parseConfig(CONFIG, 'test.yml');
+  const registry = new PathRegistry(pathPolicy(config));
+  const udp = await freeUdpPair();
+  const rtsp = await startRtspServer({ host: '127.0.0.1', port: 0, rtpPort: udp, rtcpPort: udp + 1, paths: registry, egress: rtspEgress, readTimeoutMs: 10_000 });
+  const rtmp = await startRtmpServer({ host: '127.0.0.1', port: 0, paths: registry, createPlaySink: (p) => new RtmpPlaySink(p), readTimeoutMs: 10_000 });
+  return { registry, rtsp, rtmp };
+}
+
+const kill = (c: ChildProcess | undefined): void => {
+  if (c && c.exitCode === null) c.kill('SIGKILL');
+};
+
+/** Decodes `seconds` of a URL with ffmpeg; returns decoded video frames and the error lines. */
+async function decode(url: string, seconds: number, extra: string[]): Promise<{ frames: number; errors: string }> {
+  const r = await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-stats', ...extra, '-i', url, '-t', String(seconds), '-f', 'null', '-'], (seconds + 20) * 1000);
+  const m = /frame=\s*(\d+)/g;
+  let frames = 0;
+  for (let x = m.exec(r.stderr); x; x = m.exec(r.stderr)) frames = Number(x[1]);
+  const errors = r.stderr
+    .split(/\r|\n/)
+    .filter((l) => l.trim() !== '' && !/^frame=|^size=|^video:/.test(l.trim()))
+    .join('\n');
+  assert.equal(r.code, 0, r.stderr);
+  return { frames, errors };
+}
+
+/** A raw RTSP reader over TCP: DESCRIBE, SETUP both tracks interleaved, PLAY; collects interleaved frames. */
+async function rawReader(port: number, path: string, ms: number): Promise<{ responses: RtspMessage[]; frames: { channel: number; data: Uint8Array }[] }> {
+  const sock = net.connect(port, '127.0.0.1');
+  const parser = new RtspParser();
+  const responses: RtspMessage[] = [];
+  const frames: { channel: number; data: Uint8Array }[] = [];
+  let waiter: (() => void) | undefined;
+  sock.on('data', (d) => {
+    for (const m of parser.push(d)) {
+      if (m.kind === 'interleaved') frames.push({ channel: m.channel, data: Uint8Array.from(m.data) });
+      else {
+        responses.push(m);
+        waiter?.();
+      }
+    }
+  });
+  await new Promise((r) => sock.once('connect', r));
+  const url = `rtsp://127.0.0.1:${port}/${path}`;
+  let cseq = 0;
+  let session = '';
+  const send = async (method: string, u: string, headers: string[] = []): Promise<RtspMessage> => {
+    const n = responses.length;
+    const extra = session ? [`Session: ${session}`] : [];
+    sock.write(`${method} ${u} RTSP/1.0\r\nCSeq: ${++cseq}\r\n${[...headers, ...extra].map((h) => `${h}\r\n`).join('')}\r\n`);
+    await new Promise<void>((r) => (waiter = () => responses.length > n && r()));
+    return responses[n] as RtspMessage;
+  };
+  await send('DESCRIBE', url, ['Accept: application/sdp']);
+  const s1 = await send('SETUP', `${url}/trackID=0`, ['Transport: RTP/AVP/TCP;unicast;interleaved=0-1']);
+  session = (s1.kind === 'response' && s1.headers.get('session')?.split(';')[0]) || '';
+  await send('SETUP', `${url}/trackID=1`, ['Transport: RTP/AVP/TCP;unicast;interleaved=2-3']);
+  await send('PLAY', url);
+  await new Promise((r) => setTimeout(r, ms));
+  sock.destroy();
+  return { responses, frames };
+}
+
+describe('RTSP server end to end (ffmpeg, ffprobe)', { skip: !HAVE_FFMPEG && 'ffmpeg not installed' }, () => {
+  let env: Env;
+  const children: ChildProcess[] = [];
+  before(async () => {
+    env = await startEnv();
+  });
+  after(async () => {
+    for (const c of children) kill(c);
+    await env.rtsp.close();
+    await env.rtmp.close();
+  });
+
+  const published = (path: string): Promise<boolean> =>
+    waitFor(() => env.registry.paths.get(path)?.stream.ready === true, 15_000).then(() => true);
+
+  it('ffmpeg publishes RTSP over TCP; ffprobe reads it over RTSP and over RTMP', async () => {
+    const pub = ffmpegPublish(`rtsp://127.0.0.1:${env.rtsp.port}/live/tcp`, { format: 'rtsp', extra: ['-rtsp_transport', 'tcp'], size: '320x240', rate: 25 });
+    children.push(pub);
+    await published('live/tcp');
+    const viaRtsp = await ffprobeStreams(`rtsp://127.0.0.1:${env.rtsp.port}/live/tcp`, ['-rtsp_transport', 'tcp']);
+    assert.deepEqual(viaRtsp.map((s) => s.codec_name).sort(), ['aac', 'h264']);
+    assert.equal(viaRtsp.find((s) => s.codec_name === 'h264')?.width, 320);
+    const viaRtmp = await ffprobeStreams(`rtmp://127.0.0.1:${env.rtmp.port}/live/tcp`);
+    assert.deepEqual(viaRtmp.map((s) => s.codec_name).sort(), ['aac', 'h264']);
+    const session = [...env.registry.sessions.values()].find((s) => s.protocol === 'rtsp' && s.role === 'publisher');
+    assert.ok(session);
+    const stats = session.stats?.() as { tracks: { reception?: { packetsReceived: number } }[] };
+    assert.ok(stats.tracks.every((t) => (t.reception?.packetsReceived ?? 0) > 0));
+    kill(pub);
+  });
+
+  it('ffmpeg publishes RTSP over UDP; ffprobe reads it over RTSP/UDP', async () => {
+    const pub = ffmpegPublish(`rtsp://127.0.0.1:${env.rtsp.port}/live/udp`, { format: 'rtsp', extra: ['-rtsp_transport', 'udp'], size: '320x240', rate: 25 });
+    children.push(pub);
+    await published('live/udp');
+    const streams = await ffprobeStreams(`rtsp://127.0.0.1:${env.rtsp.port}/live/udp`, ['-rtsp_transport', 'udp']);
+    assert.deepEqual(streams.map((s) => s.codec_name).sort(), ['aac', 'h264']);
+    kill(pub);
+  });
+
+  it('ffmpeg publishes RTMP; ffmpeg decodes 5 s over RTSP/TCP and RTSP/UDP without errors', async () => {
+    const pub = ffmpegPublish(`rtmp://127.0.0.1:${env.rtmp.port}/live/rtmp`, { size: '320x240', rate: 25, gop: 25 });
+    children.push(pub);
+    await published('live/rtmp');
+    for (const transport of ['tcp', 'udp']) {
+      const r = await decode(`rtsp://127.0.0.1:${env.rtsp.port}/live/rtmp`, 5, ['-rtsp_transport', transport]);
+      assert.equal(r.errors, '', `${transport}: ${r.errors}`);
+      assert.ok(r.frames >= 100, `${transport}: ${r.frames} frames decoded`);
+    }
+  });
+
+  it('a reader gets compound RTCP starting with SR + SDES CNAME, and RTP on the SETUP channels', async () => {
+    await published('live/rtmp');
+    const { responses, frames } = await rawReader(env.rtsp.port, 'live/rtmp', 1500);
+    assert.deepEqual(responses.map((r) => r.kind === 'response' && r.status), [200, 200, 200, 200]);
+    const play = responses[3];
+    assert.ok(play?.kind === 'response' && /seq=\d+/.test(play.headers.get('rtp-info') ?? ''));
+    const rtcp = frames.filter((f) => f.channel % 2 === 1);
+    assert.ok(rtcp.length >= 2, `${rtcp.length} RTCP packets`);
+    for (const f of rtcp) {
+      const packets = parseRtcp(f.data);
+      assert.equal(packets[0]?.type, 'sr');
+      assert.ok(isRfc3550Compound(packets));
+    }
+    assert.ok(frames.filter((f) => f.channel === 0).length > 10 && frames.filter((f) => f.channel === 2).length > 10);
+  });
+
+  it('credentials: 401 with Digest and Basic challenges, ffprobe with user:pass gets in (Digest)', async () => {
+    const pub = ffmpegPublish(`rtsp://127.0.0.1:${env.rtsp.port}/secure/cam`, { format: 'rtsp', extra: ['-rtsp_transport', 'tcp'], size: '160x120', rate: 15, audio: false });
+    children.push(pub);
+    await published('secure/cam');
+    const raw = await rawDescribe(env.rtsp.port, 'secure/cam');
+    assert.equal(raw.status, 401);
+    assert.deepEqual(raw.challenges.map((c) => c.split(' ')[0]), ['Digest', 'Basic']);
+    await assert.rejects(ffprobeStreams(`rtsp://127.0.0.1:${env.rtsp.port}/secure/cam`, ['-rtsp_transport', 'tcp']));
+    const ok = await ffprobeStreams(`rtsp://viewer:s3cret@127.0.0.1:${env.rtsp.port}/secure/cam`, ['-rtsp_transport', 'tcp']);
+    assert.equal(ok[0]?.codec_name, 'h264');
+    kill(pub);
+  });
+});
+
+/** DESCRIBE without credentials; the status and WWW-Authenticate values. */
+async function rawDescribe(port: number, path: string): Promise<{ status: number; challenges: string[] }> {
+  const r = await exchange(port, `DESCRIBE rtsp://127.0.0.1:${port}/${path} RTSP/1.0\r\nCSeq: 1\r\n\r\n`);
+  const res = r.find((m) => m.kind === 'response');
+  assert.ok(res?.kind === 'response');
+  return { status: res.status, challenges: res.headers.getAll('www-authenticate') };
+}
+
+/** Writes bytes, collects what comes back until the server closes or 1 s passes. */
+async function exchange(port: number, bytes: string | Uint8Array, waitMs = 1000): Promise<RtspMessage[]> {
+  const sock = net.connect(port, '127.0.0.1');
+  const parser = new RtspParser();
+  const out: RtspMessage[] = [];
+  let closed = false;
+  sock.on('data', (d) => out.push(...parser.push(d)));
+  sock.on('error', () => {});
+  sock.on('close', () => (closed = true));
+  await new Promise((r) => sock.once('connect', r));
+  sock.write(bytes);
+  const end = Date.now() + waitMs;
+  while (!closed && Date.now() < end && out.length === 0) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 50));
+  sock.destroy();
+  return out;
+}
+
+describe('RTSP server bad input', () => {
+  let env: Env;
+  before(async () => {
+    env = await startEnv();
+  });
+  after(async () => {
+    await env.rtsp.close();
+    await env.rtmp.close();
+  });
+
+  it('a 1 MB header line → 400 and the connection closes; the server keeps serving', async () => {
+    const sock = net.connect(env.rtsp.port, '127.0.0.1');
+    const got: Buffer[] = [];
+    sock.on('data', (d) => got.push(d));
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('connect', r));
+    sock.write(`OPTIONS rtsp://127.0.0.1/x RTSP/1.0\r\nX-Junk: ${'a'.repeat(1 << 20)}\r\n\r\n`);
+    await new Promise((r) => sock.once('close', r));
+    assert.match(Buffer.concat(got).toString(), /^RTSP\/1\.0 400 /);
+    const ok = await exchange(env.rtsp.port, 'OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n');
+    assert.equal(ok[0]?.kind === 'response' && ok[0].status, 200);
+  });
+
+  it('garbage bytes → 400 and close; unknown path → 404; wrong CSeq → 400', async () => {
+    const g = await exchange(env.rtsp.port, Uint8Array.of(0, 1, 2, 3));
+    assert.equal(g[0]?.kind === 'response' && g[0].status, 400);
+    const nf = await exchange(env.rtsp.port, 'DESCRIBE rtsp://127.0.0.1/nobody/here RTSP/1.0\r\nCSeq: 1\r\n\r\n');
+    assert.equal(nf[0]?.kind === 'response' && nf[0].status, 404);
+    const bad = await exchange(env.rtsp.port, 'OPTIONS * RTSP/1.0\r\nCSeq: abc\r\n\r\n');
+    assert.equal(bad[0]?.kind === 'response' && bad[0].status, 400);
+  });
+
+  it('interleaved frames for unknown channels and UDP from unknown addresses are dropped and counted', async () => {
+    const r = await exchange(env.rtsp.port, Buffer.concat([Buffer.from([0x24, 9, 0, 2, 1, 2]), Buffer.from('OPTIONS * RTSP/1.0\r\nCSeq: 5\r\n\r\n')]));
+    assert.equal(r[0]?.kind === 'response' && r[0].status, 200);
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((res) => s.send(Buffer.from([0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]), env.rtsp.rtpPort, '127.0.0.1', () => res()));
+    await waitFor(() => env.rtsp.unknownUdpPackets > 0, 2000);
+    s.close();
+  });
+});
