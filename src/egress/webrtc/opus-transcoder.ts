@@ -242,7 +242,7 @@ export class OpusTranscoder {
 
   constructor(
     readonly path: string,
-    private readonly track: Track,
+    readonly track: Track,
   ) {
     const sr = track.sampleRate ?? track.clockRate;
     this.timeline = new AacToOpusTimeline(sr);

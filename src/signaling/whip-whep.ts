@@ -1,0 +1,287 @@
+/**
+ * The WebRTC HTTP listener (INTERFACE.md, :8889): WHEP (`POST /<path>/whep`), WHIP (`POST /<path>/whip`), session
+ * resources (`PATCH` trickle ICE, `DELETE`), CORS preflight with ICE servers, the player page (`GET /<path>/`)
+ * and WebSocket signaling (`/<path>/ws`, see ws.ts).
+ *
+ * Status codes follow the WHEP/WHIP drafts: 201 + Location for a session, 400 malformed SDP, 401 credentials,
+ * 404 unknown path or session, 405 other methods, 406 unusable offer (488 in SIP terms), 413 too large,
+ * 503 server full.
+ */
+import { createHmac } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AuthError, BusyError, errorMessage, NotFoundError, ParseError, ProtocolError, StreamgateError, UnsupportedError } from '../errors.js';
+import { log } from '../log.js';
+import type { AccessRequest, PathRegistry } from '../media/bus/registry.js';
+import { playerPage } from '../egress/webrtc/player.js';
+import { WebrtcEgress, type IceServer, type WhepSession } from '../egress/webrtc/sfu.js';
+import { MAX_OFFER_BYTES } from './sdp/negotiate.js';
+import { attachWebsocketSignaling } from './ws.js';
+
+/** Options of `startWebrtcServer`, from `listeners.webrtc` in the config. */
+export interface WebrtcServerOptions {
+  host?: string | undefined;
+  port: number;
+  /** UDP port for ICE (see the module doc of egress/webrtc/sfu.ts for how it is used) */
+  icePort: number;
+  iceServers: IceServer[];
+  additionalHosts: string[];
+  /** coturn `use-auth-secret`: TURN servers get time-limited credentials (TURN REST API) */
+  turnSecret?: string | undefined;
+  registry: PathRegistry;
+  /** cap on WebRTC viewers of the whole server */
+  maxViewers?: number;
+  /** ICE/DTLS connect timeout per session */
+  connectTimeoutMs?: number;
+}
+
+/** A running WebRTC listener. */
+export interface RunningWebrtcServer {
+  port: number;
+  /** the egress, for the API and tests */
+  egress: WebrtcEgress;
+  close(): Promise<void>;
+}
+
+/** Lifetime of TURN REST credentials handed to a client: long enough for a viewing session to (re)connect. */
+export const TURN_CREDENTIAL_TTL_S = 24 * 3600;
+
+/** A path as INTERFACE.md defines it: segments of [A-Za-z0-9._~-] joined by '/'. */
+const PATH_RE = /^[A-Za-z0-9._~-]+(?:\/[A-Za-z0-9._~-]+)*$/;
+
+/** Parsed request target. */
+export type WebrtcRoute =
+  | { kind: 'page'; path: string }
+  | { kind: 'whep' | 'whip'; path: string }
+  | { kind: 'session'; path: string; endpoint: 'whep' | 'whip'; id: string }
+  | { kind: 'ws'; path: string }
+  | { kind: 'redirect'; location: string }
+  | { kind: 'none' };
+
+/** Maps a URL pathname to a route; pure, for tests. */
+export function route(pathname: string): WebrtcRoute {
+  let p: string;
+  try {
+    p = decodeURIComponent(pathname);
+  } catch {
+    return { kind: 'none' };
+  }
+  if (!p.startsWith('/')) return { kind: 'none' };
+  const segs = p.slice(1).split('/');
+  const last = segs[segs.length - 1]!;
+  const prev = segs[segs.length - 2];
+  const pathOf = (n: number): string | null => {
+    const kept = segs.slice(0, segs.length - n);
+    const s = kept.join('/');
+    // '.' and '..' match the character class but would read as relative references in URLs
+    return PATH_RE.test(s) && !kept.some((x) => /^\.+$/.test(x)) ? s : null;
+  };
+  if (last === '') {
+    const path = pathOf(1);
+    return path ? { kind: 'page', path } : { kind: 'none' };
+  }
+  if (last === 'whep' || last === 'whip' || last === 'ws') {
+    const path = pathOf(1);
+    if (!path) return { kind: 'none' };
+    return last === 'ws' ? { kind: 'ws', path } : { kind: last, path };
+  }
+  if ((prev === 'whep' || prev === 'whip') && /^[0-9a-f-]{36}$/.test(last)) {
+    const path = pathOf(2);
+    return path ? { kind: 'session', path, endpoint: prev, id: last } : { kind: 'none' };
+  }
+  const path = pathOf(0);
+  return path ? { kind: 'redirect', location: `/${path}/` } : { kind: 'none' };
+}
+
+/** ICE servers for a client; TURN entries get REST credentials when a secret is set (coturn use-auth-secret). */
+export function iceServersFor(servers: IceServer[], turnSecret: string | undefined, nowS = Math.floor(Date.now() / 1000)): IceServer[] {
+  return servers.map((s) => {
+    const isTurn = s.urls.some((u) => u.startsWith('turn:') || u.startsWith('turns:'));
+    if (!isTurn || !turnSecret) return s;
+    const username = `${nowS + TURN_CREDENTIAL_TTL_S}:streamgate`;
+    const credential = createHmac('sha1', turnSecret).update(username).digest('base64');
+    return { urls: s.urls, username, credential };
+  });
+}
+
+/** `Link` header values announcing ICE servers (WHIP draft §4.4, RFC 8288 syntax). */
+export function linkHeader(servers: IceServer[]): string[] {
+  const q = (v: string): string => `"${v.replace(/["\\]/g, '\\$&')}"`;
+  const out: string[] = [];
+  for (const s of servers) {
+    for (const u of s.urls) {
+      let v = `<${u}>; rel="ice-server"`;
+      if (s.username !== undefined) v += `; username=${q(s.username)}`;
+      if (s.credential !== undefined) v += `; credential=${q(s.credential)}; credential-type="password"`;
+      out.push(v);
+    }
+  }
+  return out;
+}
+
+/** HTTP status for an error thrown while handling a request. */
+export function statusOf(err: unknown): number {
+  if (err instanceof ProtocolError) return err.status === 488 ? 406 : err.status;
+  if (err instanceof ParseError) return 400;
+  if (err instanceof NotFoundError) return 404;
+  if (err instanceof AuthError) return 401;
+  if (err instanceof BusyError) return 503;
+  if (err instanceof UnsupportedError) return 406;
+  if (err instanceof StreamgateError && err.code === 'SG_LIMIT') return 413;
+  return 500;
+}
+
+/** Credentials of a request: `?user=&pass=`, `?key=`, or HTTP Basic. */
+export function accessOf(req: IncomingMessage, url: URL): Omit<AccessRequest, 'action' | 'path'> {
+  const out: Omit<AccessRequest, 'action' | 'path'> = { protocol: 'webrtc', ip: req.socket.remoteAddress ?? '' };
+  const user = url.searchParams.get('user');
+  const pass = url.searchParams.get('pass');
+  const key = url.searchParams.get('key');
+  if (user !== null) out.user = user;
+  if (pass !== null) out.pass = pass;
+  if (key !== null) out.key = key;
+  const auth = req.headers.authorization;
+  if (auth?.startsWith('Basic ') && out.user === undefined) {
+    const dec = Buffer.from(auth.slice(6), 'base64').toString();
+    const i = dec.indexOf(':');
+    if (i >= 0) {
+      out.user = dec.slice(0, i);
+      out.pass = dec.slice(i + 1);
+    }
+  }
+  if (url.search) out.query = url.search.slice(1);
+  return out;
+}
+
+const CORS: Record<string, string> = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'OPTIONS, GET, POST, PATCH, DELETE',
+  'Access-Control-Allow-Headers': 'Authorization, Content-Type, If-Match',
+  'Access-Control-Expose-Headers': 'Link, Location, ETag, Accept-Patch',
+};
+
+/** Reads a request body up to `limit` bytes. */
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.byteLength;
+      if (n > limit) {
+        reject(new ProtocolError(413, `body over ${limit} bytes`));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * Starts the WebRTC listener.
+ * @returns the bound port and close(), which ends every session.
+ */
+export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<RunningWebrtcServer> {
+  const egressOpts: ConstructorParameters<typeof WebrtcEgress>[1] = { additionalHosts: opts.additionalHosts };
+  if (opts.maxViewers !== undefined) egressOpts.maxViewers = opts.maxViewers;
+  if (opts.connectTimeoutMs !== undefined) egressOpts.connectTimeoutMs = opts.connectTimeoutMs;
+  const egress = new WebrtcEgress(opts.registry, egressOpts);
+  const clientIce = (): IceServer[] => iceServersFor(opts.iceServers, opts.turnSecret);
+
+  const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}): void => {
+    res.writeHead(status, { ...CORS, 'Content-Type': 'text/plain; charset=utf-8', ...headers });
+    res.end(body);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const r = route(url.pathname);
+    const method = req.method ?? 'GET';
+    if (r.kind === 'none' || r.kind === 'ws') return send(res, 404, 'not found\n');
+    if (r.kind === 'redirect') return send(res, 301, '', { Location: r.location + url.search });
+    if (method === 'OPTIONS') {
+      res.writeHead(204, { ...CORS, Link: linkHeader(clientIce()), 'Accept-Post': 'application/sdp' });
+      res.end();
+      return;
+    }
+    if (r.kind === 'page') {
+      if (method !== 'GET' && method !== 'HEAD') return send(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD, OPTIONS' });
+      res.writeHead(200, { ...CORS, 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache' });
+      res.end(method === 'HEAD' ? undefined : playerPage(r.path));
+      return;
+    }
+    if (r.kind === 'whep' || r.kind === 'whip') {
+      if (method !== 'POST') return send(res, 405, 'method not allowed\n', { Allow: 'POST, OPTIONS' });
+      const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (ct !== 'application/sdp') return send(res, 415, 'Content-Type must be application/sdp\n');
+      const offer = await readBody(req, MAX_OFFER_BYTES);
+      if (r.kind === 'whip') return send(res, 405, 'WHIP publishing is not available on this server yet\n');
+      const session: WhepSession = await egress.createViewer(r.path, offer, accessOf(req, url));
+      res.writeHead(201, {
+        ...CORS,
+        'Content-Type': 'application/sdp',
+        Location: `/${r.path}/whep/${session.id}`,
+        ETag: `"${session.id}"`,
+        'Accept-Patch': 'application/trickle-ice-sdpfrag',
+        Link: linkHeader(clientIce()),
+      });
+      res.end(session.answer);
+      return;
+    }
+    if (r.kind !== 'session') return send(res, 404, 'not found\n');
+    const session = egress.sessions.get(r.id);
+    if (!session || session.path !== r.path) return send(res, 404, 'no such session\n');
+    if (method === 'DELETE') {
+      session.close('DELETE by the client');
+      return send(res, 200, '');
+    }
+    if (method === 'PATCH') {
+      const body = await readBody(req, MAX_OFFER_BYTES);
+      const lines = body.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
+      for (const l of lines) await session.pc.addIceCandidate({ candidate: l.slice(2), sdpMLineIndex: 0 });
+      return send(res, 204, '');
+    }
+    return send(res, 405, 'method not allowed\n', { Allow: 'PATCH, DELETE, OPTIONS' });
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const status = statusOf(err);
+      const msg = errorMessage(err);
+      if (status >= 500) log.error({ err, url: req.url }, 'webrtc: request failed');
+      else log.info({ status, url: req.url, reason: msg, remote: req.socket.remoteAddress }, 'webrtc: request refused');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const headers: Record<string, string> = {};
+      if (status === 401) headers['WWW-Authenticate'] = 'Basic realm="streamgate"';
+      send(res, status, `${msg}\n`, headers);
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  attachWebsocketSignaling(server, { egress, iceServers: clientIce });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info({ port, host: opts.host }, 'webrtc listener up');
+  return {
+    port,
+    egress,
+    close: () =>
+      new Promise<void>((resolve) => {
+        egress.closeAll('server shutting down');
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

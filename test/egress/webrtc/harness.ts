@@ -1,0 +1,259 @@
+/**
+ * Helpers for WebRTC end-to-end tests: a network namespace for Chromium (it ignores loopback ICE candidates, so the
+ * browser and the gateway talk over a veth pair with 10.x addresses), a headless Chromium inside it, and an ffmpeg
+ * publisher that writes straight into the frame bus.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { makeFrame } from '../../../src/media/bus/frame.js';
+import { DEFAULT_PATH_SETTINGS, PathRegistry, type PathPolicy } from '../../../src/media/bus/registry.js';
+import type { Session } from '../../../src/media/bus/session.js';
+import type { Stream } from '../../../src/media/bus/stream.js';
+import { Track } from '../../../src/media/bus/track.js';
+import { parseAdts, serializeAudioSpecificConfig } from '../../../src/media/codecs/aac.js';
+import { isKeyframe, NalUnitType, nalType, splitAnnexB } from '../../../src/media/codecs/h264.js';
+import { parseSps } from '../../../src/media/codecs/h264-sps.js';
+
+/** True when this process may create network namespaces (root with `ip`) and Chromium is installed. */
+export function canRunBrowserTests(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  if (spawnSync('sh', ['-c', 'command -v ip && command -v ffmpeg && test -x /usr/bin/chromium']).status !== 0) return false;
+  return true;
+}
+
+/** A network namespace joined to the root namespace by a veth pair. */
+export interface Netns {
+  name: string;
+  /** address of the root-namespace end (where the gateway listens) */
+  hostIp: string;
+  /** address inside the namespace (Chromium's) */
+  peerIp: string;
+  /** a script that runs its arguments inside the namespace */
+  exec: string;
+  destroy(): void;
+}
+
+/** Creates a namespace with a /24 on a veth pair; `destroy()` removes both. */
+export function createNetns(): Netns {
+  const id = Math.floor(Math.random() * 250) + 2;
+  const tag = `${process.pid % 10000}x${id}`;
+  const name = `sgw${tag}`;
+  const a = `vsga${tag}`.slice(0, 15);
+  const b = `vsgb${tag}`.slice(0, 15);
+  const net = `10.${200 + (process.pid % 50)}.${id}`;
+  const sh = (cmd: string): void => {
+    const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+  };
+  sh(`ip netns add ${name}`);
+  try {
+    sh(`ip link add ${a} type veth peer name ${b}`);
+    sh(`ip link set ${b} netns ${name}`);
+    sh(`ip addr add ${net}.1/24 dev ${a} && ip link set ${a} up`);
+    sh(`ip netns exec ${name} sh -c 'ip addr add ${net}.2/24 dev ${b} && ip link set ${b} up && ip link set lo up'`);
+  } catch (err) {
+    spawnSync('ip', ['netns', 'del', name]);
+    spawnSync('ip', ['link', 'del', a]);
+    throw err;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'sgw-'));
+  const exec = join(dir, 'in-netns.sh');
+  writeFileSync(exec, `#!/bin/sh\nexec ip netns exec ${name} "$@"\n`);
+  chmodSync(exec, 0o755);
+  const chromiumWrapper = join(dir, 'chromium');
+  writeFileSync(chromiumWrapper, `#!/bin/sh\nexec ip netns exec ${name} /usr/bin/chromium "$@"\n`);
+  chmodSync(chromiumWrapper, 0o755);
+  return {
+    name,
+    hostIp: `${net}.1`,
+    peerIp: `${net}.2`,
+    exec,
+    destroy() {
+      spawnSync('ip', ['netns', 'del', name]);
+      spawnSync('ip', ['link', 'del', a]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Headless Chromium inside `ns`, with the flags the brief asks for plus fake media devices. */
+export async function launchChromium(ns: Netns, extraArgs: string[] = []): Promise<Browser> {
+  return chromium.launch({
+    executablePath: join(ns.exec, '..', 'chromium'),
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      // host candidates as IPs, not mDNS names: the namespace has no mDNS responder
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+      ...extraArgs,
+    ],
+    timeout: 20_000,
+  });
+}
+
+/** A registry where every path may be published and read. */
+export function openRegistry(): PathRegistry {
+  const policy: PathPolicy = {
+    resolve: () => ({ ...DEFAULT_PATH_SETTINGS, publisherGraceMs: 0 }),
+    authorize: async () => undefined,
+  };
+  return new PathRegistry(policy);
+}
+
+/** A publisher session for tests. */
+export function testSession(role: 'publisher' | 'reader', onClose?: (reason: string) => void): Session {
+  return {
+    id: `test-${role}-${Math.random().toString(36).slice(2, 8)}`,
+    protocol: 'rtmp',
+    role,
+    path: '',
+    remoteAddr: '127.0.0.1:0',
+    state: role === 'publisher' ? 'publish' : 'play',
+    createdAt: Date.now(),
+    bytesIn: 0,
+    bytesOut: 0,
+    close: (reason: string) => onClose?.(reason),
+  };
+}
+
+/** Options of `publishToBus`. */
+export interface BusPublishOptions {
+  size?: string;
+  rate?: number;
+  gop?: number;
+  audio?: boolean;
+  /** x264 profile (baseline, main, high) */
+  profile?: string;
+  /** extra ffmpeg video args (e.g. B-frames) */
+  videoArgs?: string[];
+}
+
+/** A running ffmpeg → bus publisher. */
+export interface BusPublisher {
+  stream: Stream;
+  child: ChildProcess;
+  framesWritten(): number;
+  stop(): void;
+}
+
+/**
+ * Runs ffmpeg (lavfi test pattern + sine, real time) writing Annex-B H.264 on stdout and ADTS on fd 3, and
+ * publishes both into `path` of `registry` as frames: video pts = frame index · 90000/rate, audio dts = frame
+ * index · 1024 (both start at 0, as ffmpeg starts both encoders together).
+ */
+export async function publishToBus(registry: PathRegistry, path: string, o: BusPublishOptions = {}): Promise<BusPublisher> {
+  const rate = o.rate ?? 30;
+  const withAudio = o.audio !== false;
+  const args = ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', `testsrc2=size=${o.size ?? '1280x720'}:rate=${rate}`];
+  if (withAudio) args.push('-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=48000');
+  args.push(
+    '-map', '0:v', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', o.profile ?? 'high',
+    '-pix_fmt', 'yuv420p', '-g', String(o.gop ?? rate), '-bsf:v', 'h264_metadata=aud=insert', ...(o.videoArgs ?? []), '-f', 'h264', 'pipe:1',
+  );
+  if (withAudio) args.push('-map', '1:a', '-c:a', 'aac', '-b:a', '96k', '-ac', '2', '-f', 'adts', 'pipe:3');
+  const child = spawn('ffmpeg', args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+
+  const session = testSession('publisher', () => child.kill('SIGKILL'));
+  registry.addSession(session);
+  const stream = await registry.addPublisher(path, session, { protocol: 'rtmp', ip: '127.0.0.1' });
+  const video = new Track({ codec: 'h264', clockRate: 90000 });
+  const audio = new Track({ codec: 'aac', clockRate: 48000, sampleRate: 48000, channels: 2 });
+  let tracks: Track[] | undefined;
+  let vIndex = 0;
+  let aIndex = 0;
+  const pendingAudio: Uint8Array[] = [];
+
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`ffmpeg produced no keyframe: ${stderr}`)), 15_000);
+    const maybeStart = (): void => {
+      if (tracks || !video.sps || (withAudio && !audio.config)) return;
+      tracks = stream.setTracks(withAudio ? [video, audio] : [video]);
+      clearTimeout(timer);
+      resolve();
+    };
+
+    // video: Annex-B, access units delimited by AUD NAL units
+    let vbuf: Buffer = Buffer.alloc(0);
+    let au: Uint8Array[] = [];
+    let lastSps: Uint8Array | undefined;
+    child.stdout!.on('data', (chunk: Buffer) => {
+      vbuf = vbuf.byteLength ? Buffer.concat([vbuf, chunk]) : chunk;
+      const lastStart = vbuf.lastIndexOf(Buffer.from([0, 0, 0, 1]));
+      if (lastStart <= 0) return;
+      const nalus = splitAnnexB(vbuf.subarray(0, lastStart)).map((n) => Uint8Array.from(n));
+      vbuf = Buffer.from(vbuf.subarray(lastStart));
+      for (const n of nalus) {
+        const t = nalType(n);
+        if (t === NalUnitType.AccessUnitDelimiter) {
+          if (au.length > 0) emitVideo(au);
+          au = [];
+          continue;
+        }
+        if (t === NalUnitType.Sps) lastSps = n;
+        if (t === NalUnitType.Pps && lastSps) {
+          const sps = parseSps(lastSps);
+          video.setH264Params(lastSps, n, { width: sps.width, height: sps.height });
+          maybeStart();
+        }
+        au.push(n);
+      }
+    });
+    const emitVideo = (nalus: Uint8Array[]): void => {
+      if (!video.sps) return;
+      maybeStart();
+      if (!tracks) return;
+      const pts = Math.round((vIndex++ * 90000) / rate);
+      stream.write(makeFrame(tracks[0]!, pts, pts, isKeyframe(nalus), nalus));
+    };
+
+    // audio: ADTS frames on fd 3
+    let abuf: Buffer = Buffer.alloc(0);
+    const fd3 = child.stdio[3] as NodeJS.ReadableStream | null;
+    fd3?.on('data', (chunk: Buffer) => {
+      abuf = abuf.byteLength ? Buffer.concat([abuf, chunk]) : chunk;
+      let off = 0;
+      while (abuf.byteLength - off >= 7) {
+        const len = ((abuf[off + 3]! & 3) << 11) | (abuf[off + 4]! << 3) | (abuf[off + 5]! >> 5);
+        if (abuf.byteLength - off < len) break;
+        const f = parseAdts(abuf, off);
+        if (!audio.config) {
+          audio.setAudioConfig(serializeAudioSpecificConfig({ objectType: f.objectType, sampleRateIndex: f.sampleRateIndex, channelConfig: f.channelConfig }), f.sampleRate, f.channels);
+          maybeStart();
+        }
+        pendingAudio.push(Uint8Array.from(f.payload));
+        off += len;
+      }
+      abuf = Buffer.from(abuf.subarray(off));
+      if (!tracks) return;
+      for (const p of pendingAudio.splice(0)) {
+        const dts = aIndex++ * 1024;
+        stream.write(makeFrame(tracks[1]!, dts, dts, true, [p]));
+      }
+    });
+  });
+  await ready;
+  return {
+    stream,
+    child,
+    framesWritten: () => vIndex,
+    stop() {
+      child.kill('SIGKILL');
+      registry.removePublisher(session);
+      registry.removeSession(session, 'test publisher stopped');
+    },
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * End to end in headless Chromium, inside a network namespace the test creates: ffmpeg publishes H.264 + AAC into
+ * the bus, the player page plays it over WHEP (and a page script over the WebSocket channel); getStats() must show
+ * decoded 1280-wide video and received audio.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Page } from 'playwright-core';
+import { startWebrtcServer } from '../../src/signaling/whip-whep.js';
+import { canRunBrowserTests, createNetns, launchChromium, openRegistry, publishToBus } from '../egress/webrtc/harness.js';
+
+const skip = !canRunBrowserTests() && 'needs root (network namespaces), ffmpeg and /usr/bin/chromium';
+
+interface PlayStats {
+  framesDecoded: number;
+  frameWidth: number;
+  audioSamples: number;
+  audioPackets: number;
+  jitterBufferDelayMs: number;
+}
+
+/** Inbound RTP figures of the page's `window.streamgate.pc` (the player) or `window.pc`. */
+async function playStats(page: Page): Promise<PlayStats> {
+  // browser code as a string: this project compiles without the DOM lib
+  return page.evaluate(`(async () => {
+    const pc = (window.streamgate && window.streamgate.pc) || window.pc;
+    const out = { framesDecoded: 0, frameWidth: 0, audioSamples: 0, audioPackets: 0, jitterBufferDelayMs: 0 };
+    if (!pc) return out;
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') {
+        out.framesDecoded = s.framesDecoded || 0;
+        out.frameWidth = s.frameWidth || 0;
+        if (s.jitterBufferEmittedCount > 0) out.jitterBufferDelayMs = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
+      } else if (s.kind === 'audio') {
+        out.audioSamples = s.totalSamplesReceived || 0;
+        out.audioPackets = s.packetsReceived || 0;
+      }
+    });
+    return out;
+  })()`) as Promise<PlayStats>;
+}
+
+test('WHEP in Chromium: player page plays H.264 1280x720 + Opus (from AAC) for 8 s; DELETE on leave', { skip, timeout: 90_000 }, async (t) => {
+  const ns = createNetns();
+  t.after(() => ns.destroy());
+  const registry = openRegistry();
+  const pub = await publishToBus(registry, 'live/cam1', { size: '1280x720', rate: 30, gop: 30 });
+  t.after(() => pub.stop());
+  const srv = await startWebrtcServer({ host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry });
+  t.after(() => srv.close());
+  const browser = await launchChromium(ns);
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  await page.goto(`http://${ns.hostIp}:${srv.port}/live/cam1/`);
+  await new Promise((r) => setTimeout(r, 8000));
+  const s = await playStats(page);
+  console.log(`# WHEP 8 s: ${JSON.stringify(s)}`);
+  assert.ok(s.framesDecoded > 150, `framesDecoded ${s.framesDecoded}`);
+  assert.equal(s.frameWidth, 1280);
+  assert.ok(s.audioSamples > 48000 * 4, `audio samples ${s.audioSamples}`);
+  assert.equal(srv.egress.sessions.size, 1);
+  await page.close({ runBeforeUnload: true });
+  const end = Date.now() + 5000;
+  while (srv.egress.sessions.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(srv.egress.sessions.size, 0, 'the page DELETEs its session when it goes away');
+});
+
+test('WebSocket signaling in Chromium: plays, gets stats messages, bye ends the session', { skip, timeout: 90_000 }, async (t) => {
+  const ns = createNetns();
+  t.after(() => ns.destroy());
+  const registry = openRegistry();
+  const pub = await publishToBus(registry, 'live/ws', { size: '1280x720', rate: 30, gop: 30 });
+  t.after(() => pub.stop());
+  const srv = await startWebrtcServer({ host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry });
+  t.after(() => srv.close());
+  const browser = await launchChromium(ns);
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  await page.goto(`http://${ns.hostIp}:${srv.port}/live/ws/`);
+  // stop the player's own WHEP session: this page tests the WebSocket channel
+  await page.evaluate(`(() => {
+    if (window.streamgate.session) fetch(window.streamgate.session, { method: 'DELETE' });
+    if (window.streamgate.pc) window.streamgate.pc.close();
+    window.streamgate = { pc: null, session: null };
+  })()`);
+  const wsUrl = `ws://${ns.hostIp}:${srv.port}/live/ws/ws`;
+  await page.evaluate(`(async () => {
+    const pc = new RTCPeerConnection();
+    window.pc = pc;
+    window.msgs = [];
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    // play through the page's video element so audio is pulled (totalSamplesReceived counts decoded audio)
+    const ms = new MediaStream();
+    document.getElementById('video').srcObject = ms;
+    pc.ontrack = (e) => ms.addTrack(e.track);
+    const ws = new WebSocket(${JSON.stringify(wsUrl)});
+    window.ws = ws;
+    await new Promise((r) => (ws.onopen = r));
+    ws.onmessage = async (e) => {
+      const m = JSON.parse(e.data);
+      window.msgs.push(m);
+      if (m.type === 'answer') await pc.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+    };
+    pc.onicecandidate = (e) => {
+      if (e.candidate) ws.send(JSON.stringify({ type: 'candidate', candidate: e.candidate.candidate, sdpMid: e.candidate.sdpMid, sdpMLineIndex: e.candidate.sdpMLineIndex }));
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    // trickle: the offer goes out before gathering ends; candidates follow
+    ws.send(JSON.stringify({ type: 'offer', sdp: pc.localDescription.sdp }));
+  })()`);
+  await new Promise((r) => setTimeout(r, 8000));
+  const s = await playStats(page);
+  console.log(`# WebSocket 8 s: ${JSON.stringify(s)}`);
+  assert.ok(s.framesDecoded > 150, `framesDecoded ${s.framesDecoded}`);
+  assert.equal(s.frameWidth, 1280);
+  assert.ok(s.audioSamples > 0, 'audio received');
+  const types = (await page.evaluate('window.msgs.map((m) => m.type)')) as string[];
+  assert.ok(types.includes('answer'));
+  assert.ok(types.filter((x) => x === 'stats').length >= 5, `stats messages: ${types.join(',')}`);
+  await page.evaluate(`window.ws.send(JSON.stringify({ type: 'bye' }))`);
+  const end = Date.now() + 3000;
+  while (srv.egress.sessions.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(srv.egress.sessions.size, 0);
+});

@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { iceServersFor, linkHeader, route, startWebrtcServer, statusOf } from '../../src/signaling/whip-whep.js';
+import { AuthError, BusyError, NotFoundError, ParseError, ProtocolError } from '../../src/errors.js';
+import { openRegistry, publishToBus } from '../egress/webrtc/harness.js';
+
+const fixture = (name: string): string => readFileSync(new URL(`../../../test/fixtures/webrtc/${name}`, import.meta.url), 'utf8');
+
+test('route: WHEP/WHIP endpoints, sessions, page, ws, redirects', () => {
+  assert.deepEqual(route('/live/cam1/whep'), { kind: 'whep', path: 'live/cam1' });
+  assert.deepEqual(route('/live/cam1/whip'), { kind: 'whip', path: 'live/cam1' });
+  assert.deepEqual(route('/live/cam1/ws'), { kind: 'ws', path: 'live/cam1' });
+  assert.deepEqual(route('/live/cam1/'), { kind: 'page', path: 'live/cam1' });
+  assert.deepEqual(route('/live/cam1'), { kind: 'redirect', location: '/live/cam1/' });
+  const id = '0b8f3c8e-7a0e-4a57-9d0c-2f4a3e0f9a11';
+  assert.deepEqual(route(`/live/cam1/whep/${id}`), { kind: 'session', path: 'live/cam1', endpoint: 'whep', id });
+  for (const bad of ['/', '//whep', '/a//b/whep', '/a b/whep', '/%zz/whep', '/../x/whep', '/x/whep/not-an-id']) {
+    const r = route(bad);
+    assert.ok(r.kind === 'none' || (r.kind === 'redirect' && !bad.includes(' ')), `${bad} → ${JSON.stringify(r)}`);
+  }
+});
+
+test('Link header and TURN REST credentials', () => {
+  const servers = [{ urls: ['stun:stun.example.org:3478'] }, { urls: ['turn:turn.example.org:3478?transport=udp'] }];
+  const withCreds = iceServersFor(servers, 'sekrit', 1_700_000_000);
+  assert.equal(withCreds[0]!.username, undefined);
+  assert.equal(withCreds[1]!.username, `${1_700_000_000 + 86400}:streamgate`);
+  assert.match(withCreds[1]!.credential!, /^[A-Za-z0-9+/]+=*$/);
+  assert.deepEqual(linkHeader(withCreds), [
+    '<stun:stun.example.org:3478>; rel="ice-server"',
+    `<turn:turn.example.org:3478?transport=udp>; rel="ice-server"; username="${withCreds[1]!.username}"; credential="${withCreds[1]!.credential}"; credential-type="password"`,
+  ]);
+});
+
+test('statusOf maps errors to WHEP status codes', () => {
+  assert.equal(statusOf(new ParseError('sdp', 'x')), 400);
+  assert.equal(statusOf(new ProtocolError(488, 'x')), 406);
+  assert.equal(statusOf(new NotFoundError('x')), 404);
+  assert.equal(statusOf(new AuthError()), 401);
+  assert.equal(statusOf(new BusyError('x')), 503);
+  assert.equal(statusOf(new Error('bug')), 500);
+});
+
+test('WHEP HTTP: OPTIONS, 404 unknown path, 400 bad SDP, 406 no usable codec, 415, 405, page', async (t) => {
+  const registry = openRegistry();
+  const srv = await startWebrtcServer({
+    host: '127.0.0.1', port: 0, icePort: 0, registry, additionalHosts: [],
+    iceServers: [{ urls: ['stun:stun.example.org:3478'] }],
+  });
+  t.after(() => srv.close());
+  const base = `http://127.0.0.1:${srv.port}`;
+  const post = (path: string, body: string, ct = 'application/sdp'): Promise<Response> =>
+    fetch(`${base}/${path}`, { method: 'POST', headers: { 'Content-Type': ct }, body });
+
+  const opt = await fetch(`${base}/live/cam1/whep`, { method: 'OPTIONS' });
+  assert.equal(opt.status, 204);
+  assert.equal(opt.headers.get('access-control-allow-origin'), '*');
+  assert.equal(opt.headers.get('link'), '<stun:stun.example.org:3478>; rel="ice-server"');
+
+  const offer = fixture('chromium-156-whep-offer.sdp');
+  const r404 = await post('nobody/here/whep', offer);
+  assert.equal(r404.status, 404);
+  assert.match(await r404.text(), /no one is publishing/);
+
+  const pub = await publishToBus(registry, 'live/cam1', { size: '320x240', audio: false });
+  t.after(() => pub.stop());
+
+  const r400 = await post('live/cam1/whep', 'v=0\r\nthis is not sdp\r\n');
+  assert.equal(r400.status, 400);
+  assert.match(await r400.text(), /sdp/);
+
+  const r406 = await post('live/cam1/whep', fixture('chromium-156-audio-only-offer.sdp'));
+  assert.equal(r406.status, 406);
+  assert.match(await r406.text(), /no usable media/);
+
+  assert.equal((await post('live/cam1/whep', offer, 'text/plain')).status, 415);
+  assert.equal((await fetch(`${base}/live/cam1/whep`)).status, 405);
+  assert.equal((await fetch(`${base}/live/cam1/whep/0b8f3c8e-7a0e-4a57-9d0c-2f4a3e0f9a11`, { method: 'DELETE' })).status, 404);
+
+  const page = await fetch(`${base}/live/cam1/`);
+  assert.equal(page.status, 200);
+  assert.match(await page.text(), /<video[^>]*autoplay/);
+  const redirect = await fetch(`${base}/live/cam1`, { redirect: 'manual' });
+  assert.equal(redirect.status, 301);
+  assert.equal(redirect.headers.get('location'), '/live/cam1/');
+
+  // a valid offer: 201 + answer + Location; DELETE ends it
+  const ok = await post('live/cam1/whep', offer);
+  assert.equal(ok.status, 201);
+  assert.equal(ok.headers.get('content-type'), 'application/sdp');
+  const answer = await ok.text();
+  assert.match(answer, /a=setup:(active|passive)/);
+  assert.match(answer, /a=candidate:/);
+  const h264 = /a=fmtp:(\d+) .*packetization-mode=1/.exec(answer);
+  assert.ok(h264, 'answer has H.264 packetization-mode=1');
+  const location = ok.headers.get('location')!;
+  assert.match(location, /^\/live\/cam1\/whep\/[0-9a-f-]{36}$/);
+  assert.equal(srv.egress.sessions.size, 1);
+  assert.equal(registry.sessions.size, 2); // publisher + viewer
+  const del = await fetch(`${base}${location}`, { method: 'DELETE' });
+  assert.equal(del.status, 200);
+  assert.equal(srv.egress.sessions.size, 0);
+  assert.equal(registry.sessions.size, 1);
+});
+
+test('WHEP: sessions that never complete ICE are timed out and freed', async (t) => {
+  const registry = openRegistry();
+  const srv = await startWebrtcServer({ host: '127.0.0.1', port: 0, icePort: 0, registry, additionalHosts: [], iceServers: [], connectTimeoutMs: 1500 });
+  t.after(() => srv.close());
+  const pub = await publishToBus(registry, 'live/idle', { size: '320x240', audio: false });
+  t.after(() => pub.stop());
+  const offer = fixture('chromium-156-whep-offer.sdp');
+  const n = 20;
+  const rs = await Promise.all(
+    Array.from({ length: n }, () => fetch(`http://127.0.0.1:${srv.port}/live/idle/whep`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: offer })),
+  );
+  assert.deepEqual(rs.map((r) => r.status), Array(n).fill(201));
+  assert.equal(srv.egress.sessions.size, n);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.equal(srv.egress.sessions.size, 0);
+  assert.equal(registry.sessions.size, 1);
+});
