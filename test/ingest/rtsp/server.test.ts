@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import dgram from 'node:dgram';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { parseConfig } from '../../../src/config.js';
 import { pathPolicy } from '../../../src/main.js';
 import { PathRegistry } from '../../../src/media/bus/registry.js';
@@ -20,6 +20,7 @@ import { freeUdpPair } from '../../helpers/gateway.js';
 import { ffmpegPublish, ffprobeStreams, hasCommand, run, waitFor } from '../../helpers/media-tools.js';
 
 const HAVE_FFMPEG = hasCommand('ffmpeg') && hasCommand('ffprobe');
+const HAVE_GST = HAVE_FFMPEG && hasCommand('gst-launch-1.0');
 
 const CONFIG = `
 paths:
@@ -176,6 +177,42 @@ describe('RTSP server end to end (ffmpeg, ffprobe)', { skip: !HAVE_FFMPEG && 'ff
     await assert.rejects(ffprobeStreams(`rtsp://127.0.0.1:${env.rtsp.port}/secure/cam`, ['-rtsp_transport', 'tcp']));
     const ok = await ffprobeStreams(`rtsp://viewer:s3cret@127.0.0.1:${env.rtsp.port}/secure/cam`, ['-rtsp_transport', 'tcp']);
     assert.equal(ok[0]?.codec_name, 'h264');
+    kill(pub);
+  });
+});
+
+describe('RTSP server end to end (GStreamer)', { skip: !HAVE_GST && 'gst-launch-1.0 not installed' }, () => {
+  let env: Env;
+  const children: ChildProcess[] = [];
+  before(async () => {
+    env = await startEnv();
+  });
+  after(async () => {
+    for (const c of children) kill(c);
+    await env.rtsp.close();
+    await env.rtmp.close();
+  });
+
+  it('rtspclientsink publishes (LATM audio + H.264 over TCP); ffprobe reads it over RTSP; rtspsrc decodes it over UDP and TCP', async () => {
+    const pub = spawn('gst-launch-1.0', [
+      '-q',
+      'videotestsrc', 'is-live=true', '!', 'video/x-raw,format=I420,width=320,height=180,framerate=15/1', '!',
+      'x264enc', 'tune=zerolatency', 'bitrate=200', 'key-int-max=15', '!', 'h264parse', '!', 's.sink_0',
+      'audiotestsrc', 'is-live=true', '!', 'audio/x-raw,rate=48000,channels=2', '!', 'avenc_aac', '!', 'aacparse', '!', 's.sink_1',
+      'rtspclientsink', 'name=s', `location=rtsp://127.0.0.1:${env.rtsp.port}/live/gst`, 'protocols=tcp',
+    ], { stdio: 'ignore' });
+    children.push(pub);
+    await waitFor(() => env.registry.paths.get('live/gst')?.stream.ready === true, 15_000);
+    const streams = await ffprobeStreams(`rtsp://127.0.0.1:${env.rtsp.port}/live/gst`, ['-rtsp_transport', 'tcp']);
+    assert.deepEqual(streams.map((s) => s.codec_name).sort(), ['aac', 'h264']);
+    for (const protocols of ['udp', 'tcp']) {
+      // 45 decoded video frames (3 s at 15 fps), then EOS: exit code 0 only if decoding went through
+      const r = await run('gst-launch-1.0', [
+        '-q', 'rtspsrc', `location=rtsp://127.0.0.1:${env.rtsp.port}/live/gst`, `protocols=${protocols}`, '!',
+        'rtph264depay', '!', 'h264parse', '!', 'avdec_h264', '!', 'fakesink', 'num-buffers=45',
+      ], 30_000);
+      assert.equal(r.code, 0, `${protocols}: ${r.stderr}`);
+    }
     kill(pub);
   });
 });
