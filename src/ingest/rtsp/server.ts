@@ -564,7 +564,7 @@ export class RtspConnection implements Session {
     try {
       const desc = this.session.description;
       if (!this.stream || !desc) throw new ParseError('rtsp', 'RECORD without ANNOUNCE');
-      this.toBus = new RtspToBus(this.stream, desc.media, this.log.child({ path: this.path }));
+      this.toBus = new RtspToBus(this.stream, desc.media, this.log.child({ path: this.path }), tracks.map((t) => t.media));
       this.registerUdp(tracks, false);
       this.state = 'record';
       this.log.info({ path: this.path, transport: tracks[0]?.transport.kind, media: tracks.map((t) => t.media) }, 'publishing');

@@ -113,18 +113,20 @@ export class RtspToBus {
   /**
    * @param stream the path's stream (from `addPublisher`)
    * @param media the SDP media, in order
+   * @param setupMedia indices of the media the peer SETUP (default all): the others are not waited for
    */
   constructor(
     private readonly stream: Stream,
     media: readonly MediaDescription[],
     private readonly log: Logger,
+    setupMedia?: readonly number[],
   ) {
     this.warn = new RateLimitedLog(log);
-    this.carried = carriedMedia(media);
+    this.carried = carriedMedia(media).map((c, i) => c && (setupMedia === undefined || setupMedia.includes(i)));
     this.tracks = media.map((m, index) => (this.carried[index] ? this.makeTrack(index, m) : undefined));
     media.forEach((m, i) => {
       if (!this.carried[i]) {
-        const why = m.role !== 'media' ? m.role : busCodecOf(m.formats[0]);
+        const why = m.role !== 'media' ? m.role : setupMedia && !setupMedia.includes(i) ? 'not SETUP' : busCodecOf(m.formats[0]);
         log.info({ media: i, type: m.type, reason: typeof why === 'string' ? why : why.unsupported }, 'RTSP media not carried: its packets are dropped');
       }
     });
