@@ -4,6 +4,9 @@ import { startRtmpServer } from './ingest/rtmp/server.js';
 import { RtmpPlaySink } from './egress/rtmp/from-bus.js';
 import { startApiServer } from './api.js';
 import { startHlsServer } from './egress/hls/server.js';
+import { startRtspServer } from './ingest/rtsp/server.js';
+import { rtspEgress } from './egress/rtsp/from-bus.js';
+import { basicChallenge, digestChallenge, digestUsable } from './auth.js';
 import { resolvePathConf } from './config.js';
 import { startMetricsServer } from './metrics.js';
 
@@ -38,7 +41,26 @@ export const listenerStarters: [string, ListenerStarter | null][] = [
         readTimeoutMs: config.readTimeout * 1000,
       }),
   ],
-  ['rtsp', null],
+  [
+    'rtsp',
+    async (ctx) => {
+      const l = ctx.config.listeners.rtsp;
+      return startRtspServer({
+        port: l.port,
+        ...(l.host ? { host: l.host } : {}),
+        rtpPort: l.rtpPort,
+        rtcpPort: l.rtcpPort,
+        paths: ctx.registry,
+        egress: rtspEgress,
+        readTimeoutMs: ctx.config.readTimeout * 1000,
+        // Digest only where the credentials can be checked with it (plain passwords), Basic always
+        challenges: (action, path, nowMs) =>
+          digestUsable(ctx.config, action, resolvePathConf(ctx.config, path)?.conf ?? null)
+            ? [digestChallenge({ nowMs, qop: false }), basicChallenge()]
+            : [basicChallenge()],
+      });
+    },
+  ],
   [
     'hls',
     async (ctx) => {

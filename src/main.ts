@@ -1,6 +1,6 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { resolvePathConf, listenerEnabled, loadConfigFile, formatConfigError, type Config, type PathConf } from './config.js';
-import { authorizeAsync } from './auth.js';
+import { authorizeAsync, type AuthRequest, type DigestCredentials } from './auth.js';
 import { errorMessage } from './errors.js';
 import { log } from './log.js';
 import {
@@ -11,6 +11,7 @@ import {
 } from './media/bus/registry.js';
 import { listenerStarters, type RunningListener } from './listeners.js';
 import { sourceStarter } from './sources.js';
+import { rtspSourceStarter } from './ingest/rtsp/client.js';
 import { startRtmpSource } from './ingest/rtmp/client.js';
 
 /** Options of runGateway. */
@@ -63,7 +64,11 @@ export function pathPolicy(config: Config): PathPolicy {
     async authorize(req) {
       const r = resolvePathConf(config, req.path);
       if (!r) return; // resolve() already refused unknown paths
-      await authorizeAsync(config, { ...req, pathConf: r.conf });
+      const { digest, ...rest } = req;
+      // the bus carries Digest credentials opaquely; the protocols that send them build auth.ts DigestCredentials
+      const auth: AuthRequest = { ...rest, pathConf: r.conf };
+      if (digest !== undefined) auth.digest = digest as DigestCredentials;
+      await authorizeAsync(config, auth);
     },
   };
 }
@@ -76,7 +81,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   let config = opts.config;
   applyLogLevel(config);
   const registry = new PathRegistry(pathPolicy(config));
-  registry.setSourceStarter(sourceStarter({ rtmp: startRtmpSource }));
+  registry.setSourceStarter(
+    sourceStarter({
+      rtmp: startRtmpSource,
+      rtsp: rtspSourceStarter({
+        // read the live config: a reload may change a path's transport
+        transportOf: (p) => resolvePathConf(config, p)?.conf.rtspTransport ?? 'automatic',
+        readTimeoutMs: config.readTimeout * 1000,
+      }),
+    }),
+  );
   const running: RunningListener[] = [];
   const ports: Record<string, number> = {};
   let failed = 0;

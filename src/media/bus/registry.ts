@@ -44,6 +44,8 @@ export interface AccessRequest {
   /** stream key (`?key=`) */
   key?: string;
   query?: string;
+  /** Digest credentials (auth.ts `DigestCredentials`), passed through untouched to the policy that verifies them */
+  digest?: unknown;
 }
 
 /** Narrow view of the configuration the registry uses; main.ts implements it over Config. */
