@@ -4,6 +4,7 @@ import Router from 'find-my-way';
 import { errorMessage } from './errors.js';
 import { log } from './log.js';
 import { redactUrl, type PathEntry, type PathRegistry } from './media/bus/registry.js';
+import type { Reader } from './media/bus/reader.js';
 import type { Protocol, Role, Session } from './media/bus/session.js';
 import type { Codec } from './media/bus/track.js';
 import { closeServer, listen, startBitrateSampler, type BitrateSampler, type RunningServer } from './metrics.js';
@@ -33,6 +34,8 @@ export interface ApiServerOptions {
   isHealthy: () => boolean;
   /** recorded segments per path; absent = recording not available (empty list) */
   recordings?: () => RecordingInfo[];
+  /** serves `GET|HEAD /v1/recordings/<path>/<file>.mp4` (egress/record/playback.ts); absent = 404 */
+  playback?: (req: IncomingMessage, res: ServerResponse, subpath: string) => void;
   /** bitrate sampling period; tests shorten it */
   bitrateIntervalMs?: number;
 }
@@ -92,18 +95,22 @@ export interface SessionJson {
   stats: Record<string, unknown>;
 }
 
-/** Describes a path for the API. */
-export function pathJson(entry: PathEntry, sampler: BitrateSampler): PathJson {
-  const readers = [...entry.readers].map((r) => ({
-    id: r.session.id,
-    protocol: r.session.protocol,
-    remoteAddr: r.session.remoteAddr,
-  }));
+/**
+ * Describes a path for the API. `sessionsOf` (the registry's) names the clients behind a reader that serves many
+ * (an HLS muxer): they are listed, with their bytes and bitrates, instead of the reader.
+ */
+export function pathJson(entry: PathEntry, sampler: BitrateSampler, sessionsOf: (r: Reader) => readonly Session[] = (r) => [r.session]): PathJson {
+  const readers: PathJson['readers'] = [];
   let bytesOut = 0;
   let bitrateOut = 0;
   for (const r of entry.readers) {
-    bytesOut += r.bytesSent;
-    bitrateOut += sampler.session(r.session.id).bitrateOut;
+    const clients = sessionsOf(r);
+    const own = clients.length === 1 && clients[0] === r.session;
+    for (const s of clients) {
+      readers.push({ id: s.id, protocol: s.protocol, remoteAddr: s.remoteAddr });
+      bytesOut += own ? r.bytesSent : s.bytesOut;
+      bitrateOut += sampler.session(s.id).bitrateOut;
+    }
   }
   return {
     name: entry.name,
@@ -259,7 +266,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningSer
     GET: (_req, res) => {
       const items = [...registry.paths.values()]
         .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-        .map((e) => pathJson(e, sampler));
+        .map((e) => pathJson(e, sampler, (r) => registry.sessionsOf(r)));
       sendJson(res, 200, { items });
     },
   });
@@ -269,7 +276,7 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningSer
       const name = params['*'] ?? '';
       const entry = registry.paths.get(name);
       if (!entry) sendJson(res, 404, { error: `path '${name}' not found` });
-      else sendJson(res, 200, pathJson(entry, sampler));
+      else sendJson(res, 200, pathJson(entry, sampler, (r) => registry.sessionsOf(r)));
     },
   });
 
@@ -304,6 +311,13 @@ export async function startApiServer(opts: ApiServerOptions): Promise<RunningSer
   add('/v1/recordings', {
     GET: (_req, res) => {
       sendJson(res, 200, { items: opts.recordings ? opts.recordings() : [] });
+    },
+  });
+
+  add('/v1/recordings/*', {
+    GET: (req, res, params) => {
+      if (opts.playback) opts.playback(req, res, params['*'] ?? '');
+      else sendJson(res, 404, { error: 'recording not found' });
     },
   });
 
