@@ -246,12 +246,14 @@ interface FileScan {
   tracks: Map<number, MovieTrackInfo>;
   /** per track: earliest start, latest end (track timescale) */
   spans: Map<number, { start: number; end: number }>;
+  /** runs of the last moof, counted once its mdat is complete (a crash can cut the mdat short) */
+  pendingRuns: FragmentRun[];
   /** a box could not be parsed: stop at it (the duration covers what came before) */
   broken: boolean;
 }
 
 function newScan(): FileScan {
-  return { offset: 0, size: 0, mtimeMs: 0, tracks: new Map(), spans: new Map(), broken: false };
+  return { offset: 0, size: 0, mtimeMs: 0, tracks: new Map(), spans: new Map(), pendingRuns: [], broken: false };
 }
 
 /** Parses the boxes of `fd` that were completed since the last scan. */
@@ -272,20 +274,21 @@ function advance(scan: FileScan, fd: number, size: number): void {
       readSync(fd, body, 0, body.byteLength, scan.offset + h.headerSize);
       try {
         if (h.type === 'moov') scan.tracks = parseMoovTracks(body);
-        else {
-          for (const r of parseMoofRuns(body, scan.tracks)) {
-            const s = scan.spans.get(r.trackId);
-            if (!s) scan.spans.set(r.trackId, { start: r.start, end: r.end });
-            else {
-              s.start = Math.min(s.start, r.start);
-              s.end = Math.max(s.end, r.end);
-            }
-          }
-        }
+        else scan.pendingRuns = parseMoofRuns(body, scan.tracks);
       } catch {
         scan.broken = true;
         return;
       }
+    } else if (h.type === 'mdat') {
+      for (const r of scan.pendingRuns) {
+        const s = scan.spans.get(r.trackId);
+        if (!s) scan.spans.set(r.trackId, { start: r.start, end: r.end });
+        else {
+          s.start = Math.min(s.start, r.start);
+          s.end = Math.max(s.end, r.end);
+        }
+      }
+      scan.pendingRuns = [];
     }
     scan.offset += h.size;
   }

@@ -67,10 +67,9 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
     return { start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(a);
-  const last = b === '' ? size - 1 : Number(b);
-  if (last < start) return null;
+  if (b !== '' && Number(b) < start) return null; // last-pos before first-pos: invalid, ignored
   if (start >= size) return 'unsatisfiable';
-  return { start, end: Math.min(last, size - 1) };
+  return { start, end: b === '' ? size - 1 : Math.min(Number(b), size - 1) };
 }
 
 /** Headers every playback answer carries: any origin may play (the API is CORS-open too), and see ranges. */
