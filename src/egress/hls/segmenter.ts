@@ -28,6 +28,13 @@
  * EXT-X-PART tags are listed for the last three target durations; a segment stays downloadable until it first
  * appeared + its duration + the longest playlist served, and its parts three target durations after their tags
  * left the playlist. All of it is bounded by `maxBytes`.
+ *
+ * Continuity across restarts (6.2.1: the Media Sequence Number never decreases; 6.2.2: a removed segment stays
+ * available): a segmenter that replaces another one of the same path (a new publisher with other tracks, or a
+ * muxer started again after the last one stopped) takes a {@link SegmenterHandover} from it. It continues the media
+ * sequence, part ids and init generations (so no URI ever names two different files), keeps the predecessor's
+ * segments listed and downloadable when they are handed over with their media, keeps EXT-X-TARGETDURATION and,
+ * when the new frame rate allows, PART-TARGET, and starts its first segment with EXT-X-DISCONTINUITY.
  */
 import { LimitError } from '../../errors.js';
 import { aacCodecString, parseAudioSpecificConfig } from '../../media/codecs/aac.js';
@@ -156,6 +163,70 @@ export type FileLookup =
   | { status: 'pending' }
   | { status: 'not-found' };
 
+/** One part of a {@link HandoverSegment}. */
+export interface HandoverPart {
+  id: number;
+  /** the complete fMP4 fragment or TS packets */
+  data: Uint8Array;
+  durationS: number;
+  independent: boolean;
+}
+
+/** A complete segment handed to a successor, with absolute times so it does not depend on either timeline. */
+export interface HandoverSegment {
+  msn: number;
+  parts: HandoverPart[];
+  durationS: number;
+  /** driving-track samples (video frame rate in the multivariant playlist) */
+  frames: number;
+  /** EXT-X-PROGRAM-DATE-TIME, ms since the epoch */
+  programDateTimeMs: number;
+  bytes: number;
+  discontinuity: boolean;
+  initGen: number;
+  completedAtMs: number;
+  partsHiddenAtMs: number | undefined;
+  /** Infinity while listed */
+  expiresAtMs: number;
+}
+
+/**
+ * What a segmenter hands to the next one of the same path so the playlist a player holds continues (see the module
+ * doc). {@link withoutMedia} keeps only the counters, for a muxer that stopped and whose media is gone.
+ */
+export interface SegmenterHandover {
+  /** Media Sequence Number of the successor's first segment */
+  nextMsn: number;
+  nextPartId: number;
+  nextInitGen: number;
+  /** EXT-X-DISCONTINUITY-SEQUENCE of `listed[0]`, or of the playlist that starts with the successor's segments */
+  discontinuitySequence: number;
+  /** EXT-X-TARGETDURATION in seconds; 0 when nothing was published */
+  targetDurationS: number;
+  /** PART-TARGET in seconds; 0 when unknown */
+  partTargetS: number;
+  /** longest playlist served (ms): the availability of the retired segments depends on it (6.2.2) */
+  maxPlaylistMs: number;
+  /** a playlist was served: the successor's first segment gets EXT-X-DISCONTINUITY */
+  published: boolean;
+  /** segments still listed, oldest first */
+  listed: HandoverSegment[];
+  /** segments removed from the playlist but still downloadable */
+  retired: HandoverSegment[];
+  /** init segments (fMP4) the handed-over segments refer to, by generation */
+  inits: [number, Uint8Array][];
+}
+
+/**
+ * The counters of a handover without its media: the successor starts a new playlist whose numbering continues the
+ * old one. The discontinuity sequence counts the EXT-X-DISCONTINUITY tags of the segments that are dropped (6.2.2).
+ */
+export function withoutMedia(h: SegmenterHandover): SegmenterHandover {
+  let dsn = h.discontinuitySequence;
+  for (const s of h.listed) if (s.discontinuity) dsn++;
+  return { ...h, discontinuitySequence: dsn, listed: [], retired: [], inits: [] };
+}
+
 /** Counters for logs and metrics. */
 export interface SegmenterStats {
   framesIn: number;
@@ -224,6 +295,8 @@ interface Segment {
   completedAtMs: number;
   partsHiddenAtMs: number | undefined;
   expiresAtMs: number;
+  /** EXT-X-PROGRAM-DATE-TIME of a handed-over segment (own segments are dated from the timeline origin) */
+  pdtMs?: number;
 }
 
 const PART_RE = /^part(\d{1,15})\.(mp4|ts)$/;
@@ -248,6 +321,12 @@ export class HlsSegmenter {
   private targetDuration = 0; // seconds, 0 until published
   private maxSegmentTicks = Infinity;
   private pdtOriginMs = Infinity;
+  /** the origin estimate is final (first own segment complete) */
+  private pdtFixed = false;
+  /** PART-TARGET (s) of a predecessor, kept when the frame rate allows it */
+  private readonly resumedPartTargetS: number;
+  /** EXT-X-TARGETDURATION (s) of a predecessor whose segments are gone: the new target is at least that */
+  private readonly minTargetDuration: number;
 
   private nextPartId = 0;
   private nextMsn = 0;
@@ -266,9 +345,10 @@ export class HlsSegmenter {
 
   /**
    * @param tracks the stream's tracks; the first H.264 track and the first audio track are used, others ignored.
+   * @param handover from the segmenter this one replaces on the same path (see the module doc)
    * @throws RangeError when there is no usable track.
    */
-  constructor(tracks: readonly SegmenterTrack[], options: Partial<SegmenterOptions> = {}) {
+  constructor(tracks: readonly SegmenterTrack[], options: Partial<SegmenterOptions> = {}, handover?: SegmenterHandover) {
     this.options = { ...DEFAULTS, ...options };
     const video = tracks.find((t) => t.codec === 'h264');
     const audio = tracks.find((t) => (t.codec === 'aac' || (t.codec === 'opus' && this.options.variant !== 'mpegts')));
@@ -292,7 +372,10 @@ export class HlsSegmenter {
       });
     }
     this.driving = this.states.get((video ?? audio)!.id)!;
-    this.current = this.newSegment(false);
+    this.resumedPartTargetS = handover?.partTargetS ?? 0;
+    this.minTargetDuration = handover && handover.listed.length === 0 ? handover.targetDurationS : 0;
+    if (handover) this.takeOver(handover);
+    this.current = this.newSegment(handover?.published ?? false);
   }
 
   /** True once the first segment is complete and playlists can be served. */
@@ -310,9 +393,9 @@ export class HlsSegmenter {
     return this.targetDuration;
   }
 
-  /** PART-TARGET in seconds (0 until known). */
+  /** PART-TARGET in seconds (0 until known; a predecessor's until the frame rate is known). */
   get partTargetS(): number {
-    return this.partTarget / this.driving.rate;
+    return this.partTarget > 0 ? this.partTarget / this.driving.rate : this.resumedPartTargetS;
   }
 
   /** Bytes held in parts, segments and init segments. */
@@ -368,7 +451,7 @@ export class HlsSegmenter {
       }
     }
     st.lastDts = dts;
-    if (!this.published && st === this.driving) {
+    if (!this.pdtFixed && st === this.driving) {
       // frames are never early, only late (GOP cache bursts, network): the earliest origin estimate is the best
       this.pdtOriginMs = Math.min(this.pdtOriginMs, nowMs - (dts * 1000) / st.rate);
     }
@@ -427,6 +510,50 @@ export class HlsSegmenter {
   }
 
   /**
+   * Ends this segmenter (as `finish`) and describes what its successor on the same path needs to continue the
+   * playlist: counters, target durations and the segments still listed or downloadable, media included (views of
+   * this segmenter's buffers, which it no longer uses).
+   */
+  handover(nowMs: number): SegmenterHandover {
+    try {
+      this.finish(nowMs);
+    } catch {
+      // a segment over its byte limit: it is lost, the numbering still continues past it
+      this.ended = true;
+    }
+    const rate = this.driving.rate;
+    const describe = (s: Segment): HandoverSegment => ({
+      msn: s.msn,
+      parts: s.parts.map((p) => ({ id: p.id, data: p.data, durationS: p.duration / rate, independent: p.independent })),
+      durationS: s.duration / rate,
+      frames: s.frames,
+      programDateTimeMs: s.pdtMs ?? Math.round(this.pdtOriginMs + (s.startDts * 1000) / rate),
+      bytes: s.bytes,
+      discontinuity: s.discontinuity,
+      initGen: s.initGen,
+      completedAtMs: s.completedAtMs,
+      partsHiddenAtMs: s.partsHiddenAtMs,
+      expiresAtMs: s.expiresAtMs,
+    });
+    const listed = this.listed.map(describe);
+    const retired = this.retired.map(describe);
+    const gens = new Set([...listed, ...retired].map((s) => s.initGen));
+    return {
+      nextMsn: this.current.parts.length > 0 ? this.current.msn + 1 : this.current.msn,
+      nextPartId: this.nextPartId,
+      nextInitGen: this.initGen + 1,
+      discontinuitySequence: this.discontinuitySequence,
+      targetDurationS: this.targetDuration,
+      partTargetS: this.partTargetS,
+      maxPlaylistMs: this.maxPlaylistMs,
+      published: this.published,
+      listed,
+      retired,
+      inits: [...this.inits].filter(([gen]) => gens.has(gen)),
+    };
+  }
+
+  /**
    * Blocking playlist reload bookkeeping (rfc8216bis 6.2.5.2) for `_HLS_msn=msn` and optional `_HLS_part=part`:
    * 'ready' when the current playlist satisfies it, 'wait' when it is near (the server holds the request and asks
    * again on each event), 'bad-request' when `msn` is beyond the last segment + 2 or `part` exceeds the last part
@@ -456,7 +583,8 @@ export class HlsSegmenter {
       distance = p - (built - 1);
     } else {
       const remainingTicks = (this.options.segmentMinDurationMs * this.driving.rate) / 1000 - this.segmentTicks();
-      const remaining = Math.max(0, Math.ceil(remainingTicks / this.partTarget));
+      const partTicks = Math.max(1, this.partTarget || Math.round(this.resumedPartTargetS * this.driving.rate));
+      const remaining = Math.max(0, Math.ceil(remainingTicks / partTicks));
       distance = remaining + p + 1;
     }
     const targetS = this.partTargetS;
@@ -511,7 +639,7 @@ export class HlsSegmenter {
     const describe = (s: Segment, complete: boolean): PlaylistSegment => {
       const out: PlaylistSegment = {
         duration: s.duration / rate,
-        programDateTimeMs: Math.round(this.pdtOriginMs + (s.startDts * 1000) / rate),
+        programDateTimeMs: s.pdtMs ?? Math.round(this.pdtOriginMs + (s.startDts * 1000) / rate),
       };
       if (complete) out.uri = `seg${s.msn}.${this.ext()}`;
       if (this.options.variant !== 'mpegts') out.mapUri = this.initName(s.initGen);
@@ -611,6 +739,52 @@ export class HlsSegmenter {
       partsHiddenAtMs: undefined,
       expiresAtMs: Infinity,
     };
+  }
+
+  /** Continues a predecessor's numbering and adopts its segments (constructor; see the module doc). */
+  private takeOver(h: SegmenterHandover): void {
+    this.nextMsn = h.nextMsn;
+    this.nextPartId = h.nextPartId;
+    this.initGen = h.nextInitGen - 1;
+    this.discontinuitySequence = h.discontinuitySequence;
+    this.maxPlaylistMs = h.maxPlaylistMs;
+    for (const [gen, init] of h.inits) {
+      this.inits.set(gen, init);
+      this.bytes += init.byteLength;
+    }
+    const rate = this.driving.rate;
+    const adopt = (s: HandoverSegment): Segment => {
+      const parts = s.parts.map((p): Part => ({ id: p.id, msn: s.msn, index: 0, data: p.data, duration: Math.round(p.durationS * rate), independent: p.independent }));
+      parts.forEach((p, i) => {
+        p.index = i;
+        this.parts.set(p.id, p);
+      });
+      const seg: Segment = {
+        msn: s.msn,
+        parts,
+        duration: Math.round(s.durationS * rate),
+        frames: s.frames,
+        startDts: 0,
+        bytes: s.bytes,
+        discontinuity: s.discontinuity,
+        initGen: s.initGen,
+        completedAtMs: s.completedAtMs,
+        partsHiddenAtMs: s.partsHiddenAtMs,
+        expiresAtMs: s.expiresAtMs,
+        pdtMs: s.programDateTimeMs,
+      };
+      this.segmentsByMsn.set(seg.msn, seg);
+      this.bytes += seg.bytes;
+      return seg;
+    };
+    this.listed = h.listed.map(adopt);
+    this.retired = h.retired.map(adopt);
+    if (this.listed.length > 0) {
+      // the playlist continues: its target duration cannot change (6.2.1)
+      this.targetDuration = h.targetDurationS;
+      this.maxSegmentTicks = (this.targetDuration + 0.5) * rate;
+      this.published = true;
+    }
   }
 
   /** Starts the timeline at the driving track's first usable frame; false when parameters are missing. */
@@ -716,6 +890,13 @@ export class HlsSegmenter {
     const rate = this.driving.rate;
     const wanted = (this.options.partDurationMs * rate) / 1000;
     const f = Math.max(1, frameTicks);
+    // a predecessor's target is kept (4.4.3.7: it does not change) when at least one frame and a half fit in it,
+    // as they do in a target of our own
+    const resumed = Math.round(this.resumedPartTargetS * rate);
+    if (resumed >= 1.5 * f) {
+      this.partTarget = resumed;
+      return;
+    }
     const k = Math.max(1, Math.round(wanted / f));
     this.partTarget = k * f + Math.floor(f / 2);
   }
@@ -787,12 +968,15 @@ export class HlsSegmenter {
     this.listed.push(seg);
     this.segmentsByMsn.set(seg.msn, seg);
     const rate = this.driving.rate;
+    if (!this.pdtFixed) {
+      if (!Number.isFinite(this.pdtOriginMs)) this.pdtOriginMs = this.now;
+      this.pdtFixed = true;
+    }
     if (!this.published) {
       const minS = this.options.segmentMinDurationMs / 1000;
-      this.targetDuration = Math.max(1, Math.ceil(minS - 1e-9), Math.ceil(seg.duration / rate - 1e-9));
+      this.targetDuration = Math.max(1, Math.ceil(minS - 1e-9), Math.ceil(seg.duration / rate - 1e-9), this.minTargetDuration);
       // 6.2.1: EXTINF rounded to the nearest second ≤ target: a segment must stay under target + 0.5 s
       this.maxSegmentTicks = (this.targetDuration + 0.5) * rate;
-      if (!Number.isFinite(this.pdtOriginMs)) this.pdtOriginMs = this.now;
       this.published = true;
       this.events.push({ type: 'ready' });
     }

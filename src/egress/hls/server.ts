@@ -8,13 +8,19 @@
  *
  * A muxer starts on the first request for a path (it becomes one reader of the path's stream) and stops
  * `muxerCloseAfter` after the last request, unless the path is `alwaysRemux`. Each client is an API session,
- * identified by the `s=<id>` query the playlists put on every URI; its bytes sent are counted.
+ * identified by the `s=<id>` query the playlists put on every URI; its bytes sent are counted, and the registry's
+ * `readerClients` hook lists the clients as the path's readers (instead of the muxer).
+ *
+ * The playlist of a path continues across restarts (rfc8216bis 6.2.1): a new publisher with other tracks hands the
+ * old segmenter's segments to the new one, and a muxer started again within {@link RESUME_MEMORY_MS} continues the
+ * numbering of the last one, so the media sequence a player holds never goes back.
  *
  * Only this file touches sockets and timers; the segmenter and the playlist writer are pure.
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Socket, type AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { nanoid } from 'nanoid';
 import { parseAuthorization, basicChallenge } from '../../auth.js';
@@ -26,7 +32,14 @@ import type { AccessRequest } from '../../media/bus/registry.js';
 import type { Role, Session } from '../../media/bus/session.js';
 import type { Stream } from '../../media/bus/stream.js';
 import { writeMediaPlaylist, writeMultivariantPlaylist } from './playlist.js';
-import { HlsSegmenter, type HlsVariant, type SegmenterEvent, type SegmenterOptions } from './segmenter.js';
+import {
+  HlsSegmenter,
+  withoutMedia,
+  type HlsVariant,
+  type SegmenterEvent,
+  type SegmenterHandover,
+  type SegmenterOptions,
+} from './segmenter.js';
 
 /** The registry as the HLS server uses it (PathRegistry implements it; tests pass fakes). */
 export interface HlsPaths {
@@ -35,6 +48,8 @@ export interface HlsPaths {
   addReader(path: string, session: Session, sink: FrameSink, req: Omit<AccessRequest, 'action' | 'path'>): Promise<Reader>;
   /** authorizes a read of `path` and waits until it has tracks */
   waitReady(path: string, req: Omit<AccessRequest, 'action' | 'path'>, timeoutMs?: number): Promise<Stream>;
+  /** where the server registers the lookup of the client sessions behind a muxer's reader (API reader lists) */
+  readonly readerClients?: Set<(reader: Reader) => readonly Session[] | undefined>;
 }
 
 /** Options of the HLS listener (from `listeners.hls` and the paths' `hls.alwaysRemux`). */
@@ -75,6 +90,14 @@ export const MAX_BLOCKED_REQUESTS = 20_000;
 export const FIRST_PLAYLIST_TIMEOUT_MS = 15_000;
 /** An HLS client that made no request for this long is gone (players reload playlists every part or segment). */
 export const SESSION_IDLE_MS = 30_000;
+/**
+ * How long the numbering of a stopped muxer is remembered for the next muxer of its path: longer than a player
+ * retries a failing live playlist (hls.js: 4 retries with back-off, about a minute) or a cache keeps a file
+ * (6 target durations), so a URI never names two different files for anyone who saw the first.
+ */
+export const RESUME_MEMORY_MS = 60 * 60 * 1000;
+/** Paths whose numbering is remembered (~200 bytes each): the oldest are forgotten first. */
+export const MAX_RESUME_PATHS = 10_000;
 /** Kicked session ids remembered so the kicked player cannot continue with its URLs. */
 const KICKED_MEMORY = 1000;
 /** `_HLS_msn`/`_HLS_part` values: decimal-integer (4.2), bounded to stay exact in a double. */
@@ -155,10 +178,14 @@ export class HlsMuxer implements FrameSink {
   /** the muxer's own bus session (a reader of the path; not listed as an API session) */
   readonly session: Session;
 
+  /**
+   * @param resume numbering of the path's previous muxer (see {@link RESUME_MEMORY_MS}), used by the first segmenter
+   */
   constructor(
     readonly path: string,
     private readonly options: Partial<SegmenterOptions>,
     private readonly onClosed: (m: HlsMuxer, reason: string) => void,
+    private resume?: SegmenterHandover,
   ) {
     const self = this;
     this.session = {
@@ -178,14 +205,19 @@ export class HlsMuxer implements FrameSink {
     };
   }
 
-  /** Bus: the stream has (new) tracks. Same tracks continue; different ones restart the segmenter. */
+  /**
+   * Bus: the stream has (new) tracks. Same tracks continue; different ones start a new segmenter that takes the
+   * old one's segments over, so the playlist continues after an EXT-X-DISCONTINUITY.
+   */
   start(stream: Stream): void {
     if (this.segmenter && this.tracks && stream.tracks.length === this.tracks.length && stream.tracks.every((t, i) => t === this.tracks![i])) {
       return;
     }
+    const handover = this.segmenter ? this.segmenter.handover(Date.now()) : this.resume;
+    this.resume = undefined;
     this.tracks = [...stream.tracks];
-    this.segmenter = new HlsSegmenter(stream.tracks, this.options);
-    this.version++;
+    this.segmenter = new HlsSegmenter(stream.tracks, this.options, handover);
+    this.changed();
   }
 
   /** Bus: one frame. A segmenter error (a limit) ends this muxer only. */
@@ -363,7 +395,13 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
   const muxers = new Map<string, HlsMuxer>();
   const starting = new Map<string, Promise<HlsMuxer>>();
   const sessions = new Map<string, HlsClientSession>();
+  /** the same sessions by path, for the registry's reader lists */
+  const sessionsByPath = new Map<string, Set<HlsClientSession>>();
+  /** numbering of stopped muxers by path (see RESUME_MEMORY_MS); insertion order = age */
+  const resumes = new Map<string, { handover: SegmenterHandover; atMs: number }>();
   const kicked = new Set<string>();
+  /** muxers of this server (the registry may be shared with another HLS server, in tests) */
+  const ownMuxers = new WeakSet<HlsMuxer>();
   const segmenterOptions: Partial<SegmenterOptions> = {
     variant: opts.variant,
     segmentMinDurationMs: opts.segmentMinDurationMs,
@@ -373,6 +411,9 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
 
   const onSessionClosed = (s: HlsClientSession, reason: string): void => {
     sessions.delete(s.id);
+    const byPath = sessionsByPath.get(s.path);
+    byPath?.delete(s);
+    if (byPath?.size === 0) sessionsByPath.delete(s.path);
     if (reason !== 'idle') {
       kicked.add(s.id);
       if (kicked.size > KICKED_MEMORY) kicked.delete(kicked.values().next().value as string);
@@ -382,6 +423,11 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
 
   const onMuxerClosed = (m: HlsMuxer, reason: string): void => {
     if (muxers.get(m.path) === m) muxers.delete(m.path);
+    if (m.segmenter) {
+      resumes.delete(m.path);
+      resumes.set(m.path, { handover: withoutMedia(m.segmenter.handover(Date.now())), atMs: Date.now() });
+      if (resumes.size > MAX_RESUME_PATHS) resumes.delete(resumes.keys().next().value as string);
+    }
     rootLog.info({ path: m.path, reason }, 'HLS muxer stopped');
   };
 
@@ -391,7 +437,8 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
     if (m && !m.closed) return Promise.resolve(m);
     let p = starting.get(path);
     if (!p) {
-      const muxer = new HlsMuxer(path, segmenterOptions, onMuxerClosed);
+      const muxer = new HlsMuxer(path, segmenterOptions, onMuxerClosed, resumes.get(path)?.handover);
+      ownMuxers.add(muxer);
       p = opts.paths
         .addReader(path, muxer.session, muxer, req)
         .then((reader) => {
@@ -468,6 +515,9 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
     }
     const s = new HlsClientSession(nanoid(16), path, `${remoteIp(req)}:${req.socket.remotePort ?? 0}`, onSessionClosed);
     sessions.set(s.id, s);
+    let byPath = sessionsByPath.get(path);
+    if (!byPath) sessionsByPath.set(path, (byPath = new Set()));
+    byPath.add(s);
     opts.paths.addSession(s);
     return s;
   };
@@ -478,7 +528,7 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      send(res, 405, { Allow: 'GET, HEAD, OPTIONS', 'Content-Type': 'text/plain' }, 'method not allowed\n');
+      send(res, 405, { Allow: 'GET, HEAD, OPTIONS', 'Content-Type': 'text/plain', 'Cache-Control': 'no-cache' }, 'method not allowed\n');
       return;
     }
     let url: URL;
@@ -615,6 +665,22 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
   server.keepAliveTimeout = 30_000;
   server.headersTimeout = 20_000;
   server.requestTimeout = 20_000;
+  // requests node's parser refuses get their answer here, with the CORS headers every answer carries
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const code = err.code ?? '';
+    if (code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const remote = socket instanceof Socket ? `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}` : '?';
+    rateLog.warn({ remote, err: code || err.message, status }, 'HLS: malformed HTTP request');
+    const body = `${STATUS_CODES[status] ?? 'Bad Request'}\n`;
+    const head = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`, 'Connection: close', 'Content-Type: text/plain; charset=utf-8', 'Cache-Control: no-cache'];
+    for (const [k, v] of Object.entries(CORS_HEADERS)) head.push(`${k}: ${v}`);
+    head.push(`Content-Length: ${Buffer.byteLength(body)}`);
+    socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
@@ -623,8 +689,20 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
     });
   });
 
+  // the API lists the clients of a muxer as the path's readers, instead of the muxer
+  const clientsOf = (reader: Reader): readonly Session[] | undefined => {
+    const sink = reader.sink;
+    if (!(sink instanceof HlsMuxer) || !ownMuxers.has(sink)) return undefined;
+    return [...(sessionsByPath.get(sink.path) ?? [])];
+  };
+  opts.paths.readerClients?.add(clientsOf);
+
   const sweep = setInterval(() => {
     const now = Date.now();
+    for (const [path, r] of resumes) {
+      if (now - r.atMs <= RESUME_MEMORY_MS) break; // oldest first
+      resumes.delete(path);
+    }
     for (const m of [...muxers.values()]) {
       if (opts.alwaysRemux?.(m.path)) continue;
       if (m.blocked === 0 && now - m.lastUsedMs > opts.muxerCloseAfterMs) {
@@ -646,6 +724,7 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
     close: () =>
       new Promise<void>((resolve) => {
         clearInterval(sweep);
+        opts.paths.readerClients?.delete(clientsOf);
         for (const m of [...muxers.values()]) {
           m.reader?.close('server shutting down');
           m.close('server shutting down');

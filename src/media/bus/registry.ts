@@ -98,6 +98,11 @@ export class PathRegistry {
   framesDroppedClosed = 0;
   /** called after a publisher (or pull source) attached to a path, e.g. to start always-on HLS muxers */
   readonly publishListeners = new Set<(path: string) => void>();
+  /**
+   * Hooks of egresses whose one bus reader serves many clients (an HLS muxer and its players): each returns the
+   * client sessions behind a reader, or undefined for readers that are not its own. See {@link sessionsOf}.
+   */
+  readonly readerClients = new Set<(reader: Reader) => readonly Session[] | undefined>();
   private startSource: SourceStarter | undefined;
 
   constructor(
@@ -310,6 +315,18 @@ export class PathRegistry {
   closeAll(reason: string): void {
     for (const entry of [...this.paths.values()]) this.closePath(entry, reason);
     for (const s of [...this.sessions.values()]) s.close(reason);
+  }
+
+  /**
+   * The sessions that read a path through `reader`, for the API's reader lists: the clients a `readerClients` hook
+   * names (possibly none), else the reader's own session.
+   */
+  sessionsOf(reader: Reader): readonly Session[] {
+    for (const hook of this.readerClients) {
+      const clients = hook(reader);
+      if (clients) return clients;
+    }
+    return [reader.session];
   }
 
   /** Sum of frames dropped for slow readers, live and ended. */

@@ -13,6 +13,7 @@ import {
   type SegmenterFrame,
   type SegmenterOptions,
   type SegmenterTrack,
+  withoutMedia,
 } from '../../../src/egress/hls/segmenter.js';
 import { audio44k, video30 } from '../../fixtures/hls/media.js';
 import { hasCommand, run } from '../../helpers/media-tools.js';
@@ -545,5 +546,116 @@ describe('HlsSegmenter: real H.264 + AAC read back', { skip: !hasCommand('ffprob
     const out = await probe(names.map((n) => bytesOf(fileOf(seg, n))), 'ts');
     assert.equal(Number(out.streams.find((s) => s.codec_name === 'h264')?.nb_read_frames), 60);
     assert.ok(Number(out.streams.find((s) => s.codec_name === 'aac')?.nb_read_frames) >= aac.frames.length - 1);
+  });
+});
+
+describe('HlsSegmenter: handover to a successor on the same path (rfc8216bis 6.2.1, 6.2.2)', () => {
+  /** A timeline arriving `ms` later on the wall clock (its media timestamps unchanged). */
+  const later = (timeline: Timed[], ms: number): Timed[] => timeline.map((t) => ({ ...t, at: t.at + ms }));
+  const uris = (m: ParsedManifest): string[] => [...m.segments.flatMap((s) => [s.uri, ...(s.parts ?? []).map((p) => p.uri)]), ...(m.preloadSegment?.parts ?? []).map((p) => p.uri)];
+
+  it('continues the media sequence, part ids and init names; old segments stay listed and served, new ones follow an EXT-X-DISCONTINUITY', () => {
+    const v = videoTrack();
+    const a = audioTrack();
+    const old = new HlsSegmenter([v, a]);
+    feed(old, videoTimeline(v, steady30(4), (i) => i % 30 === 0), audioTimeline(a, 4));
+    old.push(vframe(v, 4 * 90000, false), T0 + 4000); // the last segment is in progress: parts 0..n exist
+    const before = manifest(old);
+    const oldSeg = before.segments[before.segments.length - 1]!;
+    const oldBytes = bytesOf(fileOf(old, oldSeg.uri));
+
+    // a new publisher with other tracks (video only, new SPS), its own timeline from 0
+    const v2: SegmenterTrack = { ...videoTrack(), id: 5, sps: Uint8Array.from(fixture.sps), version: 1 };
+    const next = new HlsSegmenter([v2], {}, old.handover(T0 + 4100));
+    assert.ok(old.isEnded, 'the predecessor ended');
+    const waiting = manifest(next);
+    assert.ok(next.ready, 'the playlist continues before the first new frame');
+    assert.deepEqual(waiting.segments.map((s) => s.uri), [...before.segments.map((s) => s.uri), `seg${before.mediaSequence + before.segments.length}.mp4`], 'the in-progress segment was completed');
+    assert.equal(waiting.partInf?.partTarget, before.partInf?.partTarget, 'PART-TARGET announced before the frame rate is known');
+    assert.deepEqual(next.file(next.preloadHintName()), { status: 'pending' });
+    assert.deepEqual(bytesOf(fileOf(next, oldSeg.uri)), oldBytes, 'old segments stay downloadable with the same bytes');
+    assert.equal(next.blockingState(before.mediaSequence), 'ready');
+
+    feed(next, later(videoTimeline(v2, steady30(4), (i) => i % 30 === 0), 4200));
+    const after = manifest(next);
+    checkRules(after);
+    assert.ok(after.mediaSequence >= before.mediaSequence, 'the media sequence never goes back');
+    assert.equal(after.targetDuration, before.targetDuration);
+    assert.equal(after.partInf?.partTarget, before.partInf?.partTarget, 'PART-TARGET kept (same frame rate)');
+    const firstNew = after.segments.findIndex((s) => s.discontinuity);
+    assert.ok(firstNew > 0, 'EXT-X-DISCONTINUITY before the first new segment');
+    const msns = after.segments.map((s) => Number(/^seg(\d+)\.mp4$/.exec(s.uri)![1]));
+    assert.deepEqual(msns, msns.map((_, i) => after.mediaSequence + i), 'consecutive sequence numbers');
+    assert.equal(after.segments[firstNew - 1]!.map?.uri, 'init0.mp4');
+    assert.equal(after.segments[firstNew]!.map?.uri, 'init1.mp4', 'a new init name, never a reused one');
+    assert.equal(fileOf(next, 'init1.mp4').kind, 'init');
+    // a name the old playlist gave out names the same bytes in the new one
+    const oldNames = new Set(uris(before));
+    let shared = 0;
+    for (const u of uris(after)) {
+      if (!oldNames.has(u) || old.file(u).status !== 'ok') continue;
+      assert.deepEqual(bytesOf(fileOf(next, u)), bytesOf(fileOf(old, u)), u);
+      shared++;
+    }
+    assert.ok(shared > 0);
+    const partIds = uris(after).filter((u) => u.startsWith('part')).map((u) => Number(/\d+/.exec(u)![0]));
+    assert.deepEqual(partIds, [...partIds].sort((x, y) => x - y), 'part ids only grow');
+    const dates = after.segments.map((s) => s.programDateTime!);
+    for (let i = 1; i < dates.length; i++) assert.ok(dates[i]! > dates[i - 1]!, 'PROGRAM-DATE-TIME grows');
+
+    // once the old segments have left the playlist, the discontinuity sequence counts the tag that went with them
+    feed(next, later(videoTimeline(v2, steady30(8), (i) => i % 30 === 0, 4 * 90000), 8200));
+    const end = manifest(next);
+    assert.equal(end.segments.some((s) => s.discontinuity), false);
+    assert.equal(end.discontinuitySequence, 1);
+  });
+
+  it('an audio-only successor keeps the playlist (durations in its own clock rate)', () => {
+    const v = videoTrack();
+    const old = new HlsSegmenter([v]);
+    feed(old, videoTimeline(v, steady30(3), (i) => i % 30 === 0));
+    const before = manifest(old);
+    const a = audioTrack(9);
+    const next = new HlsSegmenter([a], {}, old.handover(T0 + 3000));
+    feed(next, later(audioTimeline(a, 3), 3100));
+    const after = manifest(next);
+    checkRules(after);
+    const kept = after.segments.filter((s) => before.segments.some((b) => b.uri === s.uri));
+    assert.ok(kept.length > 0);
+    for (const s of kept) assert.ok(Math.abs(s.duration - before.segments.find((b) => b.uri === s.uri)!.duration) < 1e-4, 'same EXTINF');
+  });
+
+  it('a much lower frame rate gets its own PART-TARGET (a part must hold a frame and a half)', () => {
+    const v = videoTrack();
+    const old = new HlsSegmenter([v]);
+    feed(old, videoTimeline(v, steady30(3), (i) => i % 30 === 0));
+    const v2: SegmenterTrack = { ...videoTrack(), id: 3 };
+    const next = new HlsSegmenter([v2], {}, old.handover(T0 + 3000));
+    feed(next, later(videoTimeline(v2, Array(20).fill(18000), (i) => i % 5 === 0), 3100)); // 5 fps
+    assert.ok(next.partTargetS >= 0.3, `PART-TARGET ${next.partTargetS}`);
+  });
+
+  it('counters only (a muxer started again): the new playlist continues the numbering after EXT-X-DISCONTINUITY', () => {
+    const v = videoTrack();
+    const old = new HlsSegmenter([v], { segmentCount: 3 });
+    feed(old, videoTimeline(v, steady30(6), (i) => i % 30 === 0));
+    const v2: SegmenterTrack = { ...videoTrack(), version: 1 };
+    v2.sps = Uint8Array.from(fixture.sps);
+    v2.version = 2;
+    // a parameter change makes the old playlist carry a discontinuity of its own
+    feed(old, later(videoTimeline(v2, steady30(2), (i) => i % 30 === 0, 6 * 90000), 0));
+    const before = manifest(old);
+    const tags = before.segments.filter((s) => s.discontinuity).length;
+    assert.equal(tags, 1);
+    const h = withoutMedia(old.handover(T0 + 8000));
+    assert.deepEqual([h.listed, h.retired, h.inits], [[], [], []]);
+    const next = new HlsSegmenter([videoTrack()], {}, h);
+    assert.equal(next.ready, false, 'nothing to list until the first new segment');
+    feed(next, later(videoTimeline(v, steady30(3), (i) => i % 30 === 0), 60_000));
+    const after = manifest(next);
+    assert.ok(after.mediaSequence > before.mediaSequence + before.segments.length - 1);
+    assert.equal(after.segments[0]!.discontinuity, true);
+    assert.equal(after.discontinuitySequence, before.discontinuitySequence + tags, 'the dropped tags are counted');
+    assert.equal(after.segments[0]!.map?.uri, `init${2}.mp4`);
   });
 });

@@ -1,6 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
+import { connect } from 'node:net';
+import { startApiServer, type PathJson } from '../../../src/api.js';
 import { routeHls, parseDirectives, startHlsServer, type HlsServer } from '../../../src/egress/hls/server.js';
 import { AuthError } from '../../../src/errors.js';
 import { makeFrame } from '../../../src/media/bus/frame.js';
@@ -41,13 +43,22 @@ class Publisher {
   private videoIndex = 0;
   private audioIndex = 0;
   readonly video: Track;
-  readonly audio: Track;
-  constructor(readonly stream: Stream) {
-    this.video = new Track({ codec: 'h264', clockRate: 90000 });
-    this.video.setH264Params(fixture.sps, fixture.pps, { width: 320, height: 240 });
-    this.audio = new Track({ codec: 'aac', clockRate: 44100 });
-    this.audio.setAudioConfig(aac.config, 44100, 1);
-    [this.video, this.audio] = stream.setTracks([this.video, this.audio]) as [Track, Track];
+  readonly audio: Track | undefined;
+  /** `withAudio: false` publishes other tracks than the default publisher: muxers restart */
+  constructor(
+    readonly stream: Stream,
+    { withAudio = true } = {},
+  ) {
+    let video = new Track({ codec: 'h264', clockRate: 90000 });
+    video.setH264Params(fixture.sps, fixture.pps, { width: 320, height: 240 });
+    if (withAudio) {
+      const audio = new Track({ codec: 'aac', clockRate: 44100 });
+      audio.setAudioConfig(aac.config, 44100, 1);
+      [video, this.audio] = stream.setTracks([video, audio]) as [Track, Track];
+    } else {
+      [video] = stream.setTracks([video]) as [Track];
+    }
+    this.video = video;
   }
   /** media time written so far, seconds */
   get seconds(): number {
@@ -57,7 +68,7 @@ class Publisher {
     const until = this.seconds + seconds;
     while (this.videoIndex / 30 < until - 1e-9) {
       const t = this.videoIndex / 30;
-      while ((this.audioIndex * 1024) / 44100 <= t) {
+      while (this.audio && (this.audioIndex * 1024) / 44100 <= t) {
         const f = aac.frames[this.audioIndex % aac.frames.length]!;
         this.stream.write(makeFrame(this.audio, this.audioIndex * 1024, this.audioIndex * 1024, true, [f]));
         this.audioIndex++;
@@ -68,6 +79,19 @@ class Publisher {
       this.videoIndex++;
     }
   }
+}
+
+/** Writes `text` on a fresh TCP connection and returns everything the server sends until it closes (or 2 s). */
+function raw(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const sock = connect(port, '127.0.0.1', () => sock.write(text));
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => (out += d));
+    sock.on('close', () => resolve(out));
+    sock.on('error', (err) => (out ? resolve(out) : reject(err)));
+    setTimeout(() => sock.destroy(), 2000).unref();
+  });
 }
 
 async function get(base: string, path: string, init: RequestInit = {}): Promise<{ status: number; headers: Headers; text: string; bytes: Buffer; ms: number }> {
@@ -289,6 +313,107 @@ describe('HLS server', () => {
     assert.equal((await get(base, `/live/cam1/stream.m3u8?s=${kickedSid}`)).status, 403);
   });
 
+  it('CORS and no-cache on every error, including requests the HTTP parser refuses', async () => {
+    const checks: [string, RequestInit, number][] = [
+      [`/live/cam1/stream.m3u8?s=${sid}&_HLS_msn=x`, {}, 400],
+      ['/nobody/index.m3u8', {}, 404],
+      ['/live/cam1/part99999999.mp4', {}, 404],
+      ['/live/cam1/index.m3u8', { method: 'PUT' }, 405],
+      ['/secure/cam/index.m3u8', {}, 401],
+    ];
+    for (const [path, init, status] of checks) {
+      const r = await get(base, path, init);
+      assert.equal(r.status, status, path);
+      assert.equal(r.headers.get('access-control-allow-origin'), '*', path);
+      assert.equal(r.headers.get('cache-control'), 'no-cache', path);
+    }
+    for (const bad of ['GET /live/cam1/index.m3u8 HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n', 'BLAH\r\n\r\n', `GET /${'a'.repeat(20_000)} HTTP/1.1\r\nX: ${'b'.repeat(20_000)}\r\n\r\n`]) {
+      const answer = await raw(server.port, bad);
+      assert.match(answer, /^HTTP\/1\.1 4(00|31) /, JSON.stringify(answer.slice(0, 80)));
+      assert.match(answer, /\r\nAccess-Control-Allow-Origin: \*\r\n/);
+    }
+  });
+
+  it('never leaves the served tree: dot segments and encoded traversal, sent as raw request lines', async () => {
+    for (const target of ['/../../../../etc/passwd', '/live/cam1/../../../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/live/cam1/%2e%2e%2f%2e%2e%2fpackage.json', '/live/cam1/..%2f..%2fsrc%2fmain.ts', '/live/cam1/%252e%252e/x', '/live/cam1/hls.min.js/../../../../etc/passwd', '//etc/passwd', '/live/cam1/player.html', '/src/egress/hls/player.html']) {
+      const answer = await raw(server.port, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+      const status = Number(/^HTTP\/1\.1 (\d+)/.exec(answer)?.[1]);
+      assert.ok(status === 404 || status === 301 || (status === 200 && /<title>/.test(answer)), `${target}: ${status}`);
+      assert.doesNotMatch(answer, /root:|"name": "streamgate"|import /, target);
+      if (status === 301) assert.match(answer, /\r\nLocation: \/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*\/\r\n/, `${target} redirects inside the tree`);
+    }
+  });
+
+  it('answers _HLS_skip=YES with a delta update: EXT-X-SKIP replaces the oldest segments', async () => {
+    pub.advance(8); // a playlist longer than CAN-SKIP-UNTIL (6 target durations)
+    const fullText = (await get(base, `/live/cam1/stream.m3u8?s=${sid}`)).text;
+    const full = parse(fullText);
+    const last = full.mediaSequence + full.segments.length - 1;
+    const r = await get(base, `/live/cam1/stream.m3u8?s=${sid}&_HLS_msn=${last}&_HLS_skip=YES`);
+    assert.equal(r.status, 200);
+    assert.match(r.text, /^#EXTM3U\n#EXT-X-VERSION:9\n/);
+    const delta = parse(r.text);
+    const skipped = delta.skip?.skippedSegments ?? 0;
+    assert.ok(skipped >= 1, r.text);
+    assert.equal(delta.mediaSequence, full.mediaSequence);
+    assert.deepEqual(delta.segments.map((x) => x.uri), full.segments.slice(skipped).map((x) => x.uri));
+    assert.doesNotMatch(fullText, /EXT-X-SKIP/);
+  });
+
+  it('lists the HLS clients as the path\'s readers in the API (not the muxer)', async () => {
+    const api = await startApiServer({ host: '127.0.0.1', port: 0, registry, isHealthy: () => true, bitrateIntervalMs: 100 });
+    try {
+      const other = /s=([A-Za-z0-9_-]+)/.exec((await get(base, '/live/cam1/index.m3u8')).text)![1]!;
+      const clients = [...registry.sessions.values()].filter((x) => x.protocol === 'hls' && x.path === 'live/cam1').map((x) => x.id);
+      assert.ok(clients.includes(sid) && clients.includes(other));
+      const path = (await (await fetch(`http://127.0.0.1:${api.port}/v1/paths/live/cam1`)).json()) as PathJson;
+      assert.deepEqual(path.readers.map((x) => x.id).sort(), [...clients].sort());
+      assert.equal(path.readerCount, clients.length);
+      assert.ok(path.readers.every((x) => x.protocol === 'hls' && x.remoteAddr.startsWith('127.0.0.1:')));
+      assert.ok(path.bytesOut >= registry.sessions.get(sid)!.bytesOut);
+      const list = (await (await fetch(`http://127.0.0.1:${api.port}/v1/paths`)).json()) as { items: PathJson[] };
+      assert.equal(list.items.find((x) => x.name === 'live/cam1')?.readerCount, clients.length);
+      registry.sessions.get(other)!.close('kicked by API');
+      const afterKick = (await (await fetch(`http://127.0.0.1:${api.port}/v1/paths/live/cam1`)).json()) as PathJson;
+      assert.equal(afterKick.readerCount, clients.length - 1);
+      assert.equal(registry.paths.get('live/cam1')!.readers.size, 1, 'still one bus reader: the muxer');
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('a new publisher with other tracks continues the playlist: sequence numbers go on after EXT-X-DISCONTINUITY', async () => {
+    const stream = await registry.addPublisher('live/switch', { ...publisherSession(), id: 'pub3' }, { protocol: 'rtmp', ip: '127.0.0.1' });
+    const first = new Publisher(stream);
+    first.advance(1);
+    const pending = get(base, '/live/switch/index.m3u8');
+    await new Promise((r) => setTimeout(r, 50));
+    first.advance(3);
+    const mediaUri = parse((await pending).text).playlists![0]!.uri;
+    const beforeText = (await get(base, `/live/switch/${mediaUri}`)).text;
+    const before = parse(beforeText);
+    const oldSeg = before.segments[before.segments.length - 1]!;
+    const oldBytes = (await get(base, `/live/switch/${oldSeg.uri}`)).bytes;
+    // a player blocked on the next part when the publisher changes
+    const nextMsn = before.mediaSequence + before.segments.length;
+    const blocked = get(base, `/live/switch/${mediaUri}&_HLS_msn=${nextMsn + 1}&_HLS_part=0`);
+    await new Promise((r) => setTimeout(r, 50));
+    const second = new Publisher(stream, { withAudio: false });
+    second.advance(2.5);
+    const woke = await blocked;
+    assert.equal(woke.status, 200);
+    const afterText = (await get(base, `/live/switch/${mediaUri}`)).text;
+    const after = parse(afterText);
+    assert.ok(after.mediaSequence >= before.mediaSequence, 'the media sequence never goes back');
+    assert.equal(after.targetDuration, before.targetDuration);
+    assert.equal(after.partInf?.partTarget, before.partInf?.partTarget);
+    assert.match(afterText, /#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="init1\.mp4/);
+    assert.ok(after.segments.some((x) => x.uri === oldSeg.uri), 'the old segments are still listed');
+    assert.deepEqual((await get(base, `/live/switch/${oldSeg.uri}`)).bytes, oldBytes, 'with the same bytes');
+    const multi = parse((await get(base, '/live/switch/index.m3u8')).text);
+    assert.equal(multi.playlists![0]!.attributes.CODECS, 'avc1.64000d', 'the variant now describes the new tracks');
+  });
+
   it('stops the muxer after muxerCloseAfter without requests, and when the publisher leaves', async () => {
     const reg = new PathRegistry(policy);
     const s2 = await startHlsServer({ host: '127.0.0.1', port: 0, paths: reg, variant: 'mpegts', segmentMinDurationMs: 1000, partDurationMs: 200, segmentCount: 3, muxerCloseAfterMs: 300, sweepIntervalMs: 50 });
@@ -314,10 +439,17 @@ describe('HLS server', () => {
       assert.equal(s2.muxers.size, 0, 'idle muxer stopped');
       assert.equal(reg.paths.get('live/ts')?.readers.size, 0);
       // restarted by the next request; stopped with its publisher
+      const before = parse(mediaText);
       const again = get(b2, '/live/ts/index.m3u8');
       await new Promise((r) => setTimeout(r, 50));
       p.advance(2.5);
-      assert.equal((await again).status, 200);
+      const restarted = await again;
+      assert.equal(restarted.status, 200);
+      // the new muxer continues the numbering of the last one (a player may still hold its playlist)
+      const mediaAgain = (await get(b2, `/live/ts/${parse(restarted.text).playlists![0]!.uri}`)).text;
+      const after = parse(mediaAgain);
+      assert.ok(after.mediaSequence >= before.mediaSequence + before.segments.length, `${after.mediaSequence} after ${before.mediaSequence}+${before.segments.length}`);
+      assert.match(mediaAgain, /#EXT-X-MEDIA-SEQUENCE:\d+\n#EXT-X-DISCONTINUITY\n/);
       reg.removePublisher(publisher);
       assert.equal(s2.muxers.size, 0);
       assert.equal((await get(b2, '/live/ts/index.m3u8')).status, 404);
