@@ -46,14 +46,29 @@ export function processTree(root: number): number[] {
   return out;
 }
 
-/** User + system CPU seconds of the processes (fields 14 and 15 of stat). */
-export function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
+/** CPU seconds of a set of processes, split as the kernel accounts them. */
+export interface CpuTimes {
+  user: number;
+  system: number;
+}
+
+/** User and system CPU seconds of the processes (fields 14 and 15 of stat). */
+export function cpuTimes(pids: number[]): CpuTimes {
+  let user = 0;
+  let system = 0;
   for (const pid of pids) {
     const f = statFields(pid);
-    if (f) ticks += Number(f[11]) + Number(f[12]);
+    if (!f) continue;
+    user += Number(f[11]);
+    system += Number(f[12]);
   }
-  return ticks / CLK_TCK;
+  return { user: user / CLK_TCK, system: system / CLK_TCK };
+}
+
+/** User + system CPU seconds of the processes. */
+export function cpuSeconds(pids: number[]): number {
+  const t = cpuTimes(pids);
+  return t.user + t.system;
 }
 
 /** Resident set size of the processes in bytes (VmRSS of /proc/<pid>/status). */

@@ -3,9 +3,9 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hotSpots } from './cpuprofile.js';
-import { cpuSeconds, processTree, quantile, rssBytes, sleep } from './proc.js';
+import { cpuSeconds, cpuTimes, processTree, quantile, rssBytes, sleep } from './proc.js';
 import type { FromReaders, ReaderResult, ToReaders } from './rtmp-readers.js';
-import { REPO_ROOT, SERVERS, type RunningServer, type ServerKind } from './servers.js';
+import { REPO_ROOT, SERVERS, freezeStreamgate, streamgateCodeRoot, unfreezeStreamgate, type RunningServer, type ServerKind } from './servers.js';
 
 /**
  * RTMP fan-out: one ffmpeg publisher at ~3 Mbps, N cheap players in separate processes, the same load through
@@ -53,6 +53,8 @@ export interface RunResult {
   windowS: number;
   baselineCpuPct: number;
   cpuPct: number;
+  /** the part of cpuPct spent in the kernel (socket writes, loopback TCP) */
+  sysPct: number;
   /** (CPU in the window − baseline CPU) per reader, in CPU-seconds per reader-minute */
   cpuPerReaderMin: number;
   baselineRssMB: number;
@@ -183,7 +185,6 @@ export async function runOnce(kind: ServerKind, n: number, opts: FanoutOptions, 
     const b0 = cpuSeconds(pids);
     const bt0 = performance.now();
     await sleep(BASELINE_MS);
-    pids = tree();
     const baselineCpu = (cpuSeconds(pids) - b0) / ((performance.now() - bt0) / 1000);
     const baselineRss = rssBytes(pids);
 
@@ -198,18 +199,17 @@ export async function runOnce(kind: ServerKind, n: number, opts: FanoutOptions, 
 
     pids = tree();
     await Promise.all(procs.map((p) => p.request({ type: 'window-start' }, 'window-started', 10_000)));
-    const c0 = cpuSeconds(pids);
+    const c0 = cpuTimes(pids);
     const t0 = performance.now();
     await sleep(opts.seconds * 1000);
-    pids = tree();
-    const c1 = cpuSeconds(pids);
+    const c1 = cpuTimes(pids); // the same processes as c0: nothing is forked during the window
     const t1 = performance.now();
     const rss = rssBytes(pids);
     const results = await Promise.all(procs.map((p) => p.request({ type: 'window-end' }, 'result', 30_000)));
     if (!server.alive()) throw new Error(`server exited during the run\n${server.logTail()}`);
 
     const windowS = (t1 - t0) / 1000;
-    const cpuRate = (c1 - c0) / windowS;
+    const cpuRate = (c1.user + c1.system - c0.user - c0.system) / windowS;
     const readers: ReaderResult[] = results.flatMap((r) => r.readers);
     // frames sent in the window, from the live edge's timestamps (see FromReaders.liveEdgeAdvanceMs)
     const sent = (r: (typeof results)[number]) => (r.liveEdgeAdvanceMs * FPS) / 1000;
@@ -226,6 +226,7 @@ export async function runOnce(kind: ServerKind, n: number, opts: FanoutOptions, 
       windowS,
       baselineCpuPct: baselineCpu * 100,
       cpuPct: cpuRate * 100,
+      sysPct: ((c1.system - c0.system) / windowS) * 100,
       cpuPerReaderMin: n > 0 ? ((cpuRate - baselineCpu) * 60) / n : NaN,
       baselineRssMB: baselineRss / 2 ** 20,
       rssMB: rss / 2 ** 20,
@@ -266,6 +267,15 @@ const lastProfile = new Map<string, string>();
 /** Runs every (N, server) pair, N outermost so slow drifts of the shared machine hit every server alike. */
 export async function runFanout(opts: FanoutOptions, log: (line: string) => void): Promise<RunResult[]> {
   const source = prepareSource();
+  if (opts.servers.includes('streamgate')) log(`streamgate runs from a frozen copy of dist/: ${freezeStreamgate()}`);
+  try {
+    return await runAll(opts, source, log);
+  } finally {
+    unfreezeStreamgate();
+  }
+}
+
+async function runAll(opts: FanoutOptions, source: string, log: (line: string) => void): Promise<RunResult[]> {
   const out: RunResult[] = [];
   for (const n of opts.readers) {
     for (const key of opts.servers) {
@@ -279,7 +289,7 @@ export async function runFanout(opts: FanoutOptions, log: (line: string) => void
       }
       const prof = lastProfile.get(`${key}/${n}`);
       if (prof) {
-        r.hotSpots = hotSpots(prof, REPO_ROOT, 15).map((h) => `${h.selfPct.toFixed(1).padStart(5)}% self ${h.totalPct.toFixed(1).padStart(5)}% total  ${h.where}`);
+        r.hotSpots = hotSpots(prof, key === 'streamgate' ? streamgateCodeRoot() : REPO_ROOT, 15).map((h) => `${h.selfPct.toFixed(1).padStart(5)}% self ${h.totalPct.toFixed(1).padStart(5)}% total  ${h.where}`);
         log(`  CPU profile: ${prof}`);
         for (const h of r.hotSpots) log(`    ${h}`);
       }
@@ -293,7 +303,7 @@ export async function runFanout(opts: FanoutOptions, log: (line: string) => void
 function failedRun(server: ServerKind['key'], readers: number, error: string): RunResult {
   const nan = NaN;
   return {
-    server, readers, error, windowS: nan, baselineCpuPct: nan, cpuPct: nan, cpuPerReaderMin: nan, baselineRssMB: nan, rssMB: nan,
+    server, readers, error, windowS: nan, baselineCpuPct: nan, cpuPct: nan, sysPct: nan, cpuPerReaderMin: nan, baselineRssMB: nan, rssMB: nan,
     rssPerReaderKB: nan, expectedFrames: nan, framesOkShare: nan, medianFrames: nan, probeFrames: nan, failed: readers,
     firstFrameP50: nan, firstFrameP95: nan, firstKeyP50: nan, firstKeyP95: nan, ageP50: nan, ageP95: nan, mbpsPerReader: nan, readerCpuPct: nan,
   };
@@ -301,7 +311,7 @@ function failedRun(server: ServerKind['key'], readers: number, error: string): R
 
 function summaryLine(r: RunResult): string {
   return (
-    `cpu ${fmt(r.cpuPct, 1)}% (baseline ${fmt(r.baselineCpuPct, 1)}%), ${fmt(r.cpuPerReaderMin, 4)} CPU-s/reader-min, ` +
+    `cpu ${fmt(r.cpuPct, 1)}% (sys ${fmt(r.sysPct, 1)}%, baseline ${fmt(r.baselineCpuPct, 1)}%), ${fmt(r.cpuPerReaderMin, 4)} CPU-s/reader-min, ` +
     `rss ${fmt(r.rssMB, 1)} MB (+${fmt(r.rssPerReaderKB, 1)} KB/reader), frames ok ${pct(r.framesOkShare)}, ` +
     `first frame p50/p95 ${fmt(r.firstKeyP50, 0)}/${fmt(r.firstKeyP95, 0)} ms, age p50/p95 ${fmt(r.ageP50, 0)}/${fmt(r.ageP95, 0)} ms, ` +
     `readers' process CPU ${fmt(r.readerCpuPct, 0)}%`
@@ -339,7 +349,7 @@ export function renderFanout(results: RunResult[], opts: FanoutOptions): string 
           : [
               String(r.readers),
               fmt(r.cpuPerReaderMin, 4),
-              `${fmt(r.cpuPct, 1)} (${fmt(r.baselineCpuPct, 1)})`,
+              `${fmt(r.cpuPct, 1)} / ${fmt(r.sysPct, 1)} (${fmt(r.baselineCpuPct, 1)})`,
               fmt(r.rssPerReaderKB, 1),
               `${fmt(r.rssMB, 1)} (${fmt(r.baselineRssMB, 1)})`,
               `${pct(r.framesOkShare)} (median ${fmt(r.medianFrames, 0)}/${fmt(r.expectedFrames, 0)})`,
@@ -355,7 +365,7 @@ export function renderFanout(results: RunResult[], opts: FanoutOptions): string 
           [
             'N',
             'CPU-s / reader-min',
-            'server CPU % (N=0)',
+            'server CPU % / of it kernel (N=0)',
             'RSS KB / reader',
             'RSS MB (N=0)',
             'readers ≥ 99 % frames',
@@ -389,6 +399,21 @@ export function renderFanout(results: RunResult[], opts: FanoutOptions): string 
       '### streamgate as a ratio (lower is better)\n\n' +
         table(['N', 'CPU/reader vs nginx-rtmp', 'CPU/reader vs NMS', 'RSS/reader vs nginx-rtmp', 'RSS/reader vs NMS', 'first frame p95 vs nginx-rtmp', 'first frame p95 vs NMS'], rows),
     );
+  }
+  const sizes = [...new Set(opts.readers)].filter((n) => n > 0).sort((a, b) => a - b);
+  if (sizes.length >= 2) {
+    // the slope between the two largest N: per-reader cost without the fixed part that appears with the first
+    // readers (V8 heap growth, buffers sized once)
+    const [na, nb] = sizes.slice(-2) as [number, number];
+    const rows = opts.servers.map((key) => {
+      const a = by(key, na);
+      const b = by(key, nb);
+      if (!a || !b) return [SERVERS[key].label, '–', '–'];
+      const cpu = (((b.cpuPct - b.baselineCpuPct) - (a.cpuPct - a.baselineCpuPct)) / 100) * 60 / (nb - na);
+      const rss = (((b.rssMB - b.baselineRssMB) - (a.rssMB - a.baselineRssMB)) * 1024) / (nb - na);
+      return [SERVERS[key].label, fmt(cpu, 4), fmt(rss, 1)];
+    });
+    out.push(`### Marginal cost per added reader, N = ${na} → ${nb}\n\n` + table(['server', 'CPU-s / reader-min', 'RSS KB / reader'], rows));
   }
   const nMax = Math.max(...opts.readers);
   const sg = by('streamgate', nMax);

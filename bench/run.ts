@@ -113,6 +113,7 @@ function machine(): string {
   const nms = JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules/node-media-server/package.json'), 'utf8')) as { version: string };
   return [
     `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared)`,
+    `- code: streamgate at ${tool('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'])} (dist/ as compiled at the start of the run; the work tree is shared, so "-dirty" may include other engineers' uncommitted files)`,
     `- Node ${process.version}; ${tool(NGINX_BIN, ['-v'])} with libnginx-mod-rtmp; node-media-server ${nms.version}; ${tool('ffmpeg', ['-version'])}`,
   ].join('\n');
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { openSync, closeSync, readFileSync, writeFileSync, existsSync, cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, waitForPort } from './proc.js';
@@ -76,7 +77,38 @@ function launch(cmd: string, args: string[], dir: string, port: number, env: Nod
   );
 }
 
-/** streamgate from this work tree, RTMP + API only, logging at warn. */
+/** Where streamgate runs from: the work tree, or a frozen copy (see {@link freezeStreamgate}). */
+let streamgateRoot = REPO_ROOT;
+
+/**
+ * Copies the compiled server (dist/src, bin, package.json) to a temporary directory and runs streamgate from
+ * there for the rest of the process, so a rebuild of the shared work tree in the middle of a benchmark cannot
+ * change the code under test. src/ (HTML templates, source maps' targets) and node_modules are symlinked.
+ * @returns the copy's root; remove it with {@link unfreezeStreamgate}
+ */
+export function freezeStreamgate(): string {
+  const root = mkdtempSync(join(tmpdir(), 'sg-bench-code-'));
+  cpSync(join(REPO_ROOT, 'dist/src'), join(root, 'dist/src'), { recursive: true });
+  cpSync(join(REPO_ROOT, 'bin'), join(root, 'bin'), { recursive: true });
+  cpSync(join(REPO_ROOT, 'package.json'), join(root, 'package.json'));
+  symlinkSync(join(REPO_ROOT, 'src'), join(root, 'src'));
+  symlinkSync(join(REPO_ROOT, 'node_modules'), join(root, 'node_modules'));
+  streamgateRoot = root;
+  return root;
+}
+
+/** Back to the work tree; deletes the copy. */
+export function unfreezeStreamgate(): void {
+  if (streamgateRoot !== REPO_ROOT) rmSync(streamgateRoot, { recursive: true, force: true });
+  streamgateRoot = REPO_ROOT;
+}
+
+/** The root streamgate runs from (for mapping profiles back to sources). */
+export function streamgateCodeRoot(): string {
+  return streamgateRoot;
+}
+
+/** streamgate (see {@link freezeStreamgate}), RTMP + API only, logging at warn. */
 export const streamgate: ServerKind = {
   key: 'streamgate',
   label: 'streamgate',
@@ -100,7 +132,7 @@ export const streamgate: ServerKind = {
     const env = { ...process.env };
     delete env.STREAMGATE_LOG_LEVEL;
     const prof = cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [];
-    return launch(process.execPath, [...prof, join(REPO_ROOT, 'bin/streamgate.js'), '--config', conf], dir, port, env);
+    return launch(process.execPath, [...prof, join(streamgateRoot, 'bin/streamgate.js'), '--config', conf], dir, port, env);
   },
 };
 
