@@ -9,6 +9,7 @@ import { rtspEgress } from './egress/rtsp/from-bus.js';
 import { basicChallenge, digestChallenge, digestUsable } from './auth.js';
 import { resolvePathConf } from './config.js';
 import { startMetricsServer } from './metrics.js';
+import { sipExtensions, startSipServer } from './signaling/sip/server.js';
 
 /** What every listener starter gets: the shared registry and the live config. */
 export interface ListenerContext {
@@ -93,7 +94,21 @@ export const listenerStarters: [string, ListenerStarter | null][] = [
     },
   ],
   ['webrtc', null],
-  ['sip', null],
+  [
+    'sip',
+    async (ctx) => {
+      const l = ctx.config.listeners.sip;
+      return startSipServer({
+        port: l.port,
+        ...(l.host ? { host: l.host } : {}),
+        registry: ctx.registry,
+        extensions: () => sipExtensions(ctx.config),
+        // SIP authenticates with Digest only (RFC 3261 §22.1 forbids Basic): null → 403 for hashed passwords
+        challenge: (path, nowMs, stale) =>
+          digestUsable(ctx.config, 'read', resolvePathConf(ctx.config, path)?.conf ?? null) ? digestChallenge({ nowMs, stale }) : null,
+      });
+    },
+  ],
   [
     'api',
     async ({ registry, config, isHealthy }) =>
