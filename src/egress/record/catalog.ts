@@ -346,7 +346,7 @@ export class RecordingCatalog {
     for (const f of this.scans.keys()) if (!seen.has(f)) this.scans.delete(f);
     return [...byPath.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-      .map(([path, segments]) => ({ path, segments: segments.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0)) }));
+      .map(([path, segments]) => ({ path, segments: segments.sort(bySegmentOrder) }));
   }
 
   /**
@@ -405,6 +405,12 @@ export class RecordingCatalog {
   private uniqueRoots(): string[] {
     return [...new Set([...this.roots()].map((r) => resolve(r)))];
   }
+}
+
+/** By start time; files of the same millisecond by name (`-N` suffixes in creation order). */
+function bySegmentOrder(a: RecordingSegmentInfo, b: RecordingSegmentInfo): number {
+  if (a.start !== b.start) return a.start < b.start ? -1 : 1;
+  return a.url.length - b.url.length || (a.url < b.url ? -1 : a.url > b.url ? 1 : 0);
 }
 
 function safeReaddir(dir: string): Dirent[] {

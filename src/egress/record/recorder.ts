@@ -787,6 +787,8 @@ export function startRecorder(opts: RecorderOptions): Recorder {
       (reader) => {
         rec.reader = reader;
         if (reader.closed) rec.close('reader closed');
+        // stopped (shutdown, reload, disk error) while the registry was still attaching it
+        else if (rec.closed) reader.close('recording stopped');
       },
       (err: unknown) => {
         log.error({ path, err: errorMessage(err) }, 'recording refused by the path registry: not recorded');

@@ -17,6 +17,8 @@ import { makeFrame, type Frame } from '../../../src/media/bus/frame.js';
 import type { FrameSink } from '../../../src/media/bus/reader.js';
 import type { Session } from '../../../src/media/bus/session.js';
 import { Stream } from '../../../src/media/bus/stream.js';
+import { PathRegistry } from '../../../src/media/bus/registry.js';
+import { pathPolicy } from '../../../src/main.js';
 import { Track } from '../../../src/media/bus/track.js';
 import { audio44k, video30 } from '../../fixtures/hls/media.js';
 import { hasCommand, run, waitFor } from '../../helpers/media-tools.js';
@@ -386,6 +388,24 @@ describe('PathRecording and startRecorder', () => {
     assert.equal(rec.failed, true);
   });
 
+  it('a shutdown while the registry is still attaching the reader detaches it once attached', async () => {
+    const config = parseConfig(`paths:\n  "~^rec/": { record: true, recordPath: ${JSON.stringify(join(tmp, 'rec-slow'))} }\n`);
+    const reg = fakeRegistry();
+    const attach = reg.addReader.bind(reg);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    reg.addReader = async (...args) => {
+      await gate;
+      return attach(...args);
+    };
+    const rec = startRecorder({ registry: reg, config: () => config });
+    reg.publish('rec/slow');
+    await rec.closeAll();
+    release();
+    await waitFor(() => reg.sinks.get('rec/slow')?.closed === true);
+    assert.deepEqual(reg.sinks.get('rec/slow')!.reasons, ['recording stopped']);
+  });
+
   it('a refused reader (credentials, reader cap) is logged and leaves nothing running', async () => {
     const config = parseConfig(`paths:\n  "~^rec/": { record: true, recordPath: ${JSON.stringify(join(tmp, 'rec-refused'))} }\n`);
     const reg = fakeRegistry();
@@ -394,5 +414,55 @@ describe('PathRecording and startRecorder', () => {
     reg.publish('rec/a');
     await waitFor(() => rec.active().size === 0);
     await rec.closeAll();
+  });
+});
+
+describe('startRecorder on a real PathRegistry', () => {
+  const publisher = (): Session => ({
+    id: 'pub', protocol: 'rtmp', role: 'publisher', path: '', remoteAddr: '127.0.0.1:1', state: 'publish',
+    createdAt: Date.now(), bytesIn: 0, bytesOut: 0, close() {},
+  });
+
+  it('joins a path that is already live (GOP cache first), follows reloads, finishes when the publisher leaves', async () => {
+    const root = join(tmp, 'rec-live');
+    const on = parseConfig(`paths:\n  "~^rec/": { record: true, recordPath: ${JSON.stringify(root)}, publisherGrace: 0 }\n`);
+    const off = parseConfig(`paths:\n  "~^rec/": { record: false, recordPath: ${JSON.stringify(root)}, publisherGrace: 0 }\n`);
+    let config = off;
+    const registry = new PathRegistry(pathPolicy(on));
+    const pub = publisher();
+    const stream = await registry.addPublisher('rec/cam', pub, { protocol: 'rtmp', ip: '127.0.0.1' });
+    const [v, a] = stream.setTracks([videoTrack(), audioTrack()]) as [Track, Track];
+    const input = frames(v, a, 6);
+    const at = (s: number) => input.findIndex((f) => f.track === v && f.dts >= s * 90000);
+    // 1.5 s before the recorder exists: the GOP cache then holds the keyframe at 1 s and what followed
+    for (const f of input.slice(0, at(1.5))) stream.write(f);
+    const rec = startRecorder({ registry, config: () => config });
+    assert.equal(rec.active().size, 0, 'record: false');
+    config = on;
+    rec.reload();
+    await waitFor(() => registry.paths.get('rec/cam')!.readers.size === 1);
+    for (const f of input.slice(at(1.5), at(3))) stream.write(f);
+    // recording switched off by a reload: the file is finished, the stream goes on
+    config = off;
+    rec.reload();
+    await waitFor(() => rec.active().size === 0);
+    assert.equal(registry.paths.get('rec/cam')!.readers.size, 0);
+    assert.ok(registry.paths.get('rec/cam')!.publisher, 'the publisher stays');
+    // and on again: a new file from the next keyframe the GOP cache holds
+    config = on;
+    rec.reload();
+    await waitFor(() => rec.active().size === 1 && registry.paths.get('rec/cam')!.readers.size === 1);
+    for (const f of input.slice(at(3))) stream.write(f);
+    const recording = rec.active().get('rec/cam')!;
+    registry.removePublisher(pub);
+    await recording.done;
+    await rec.closeAll();
+    const segs = rec.catalog()[0]!.segments;
+    assert.equal(segs.length, 2);
+    // the first file starts at the cached keyframe (1 s) and ends at 3 s; the second starts at the cached 2 s
+    // keyframe (frames up to 3 s were already in the cache) and runs to 6 s. Every frame here was made at the same
+    // instant, so their start times are the same to a millisecond or two: compare the durations as a set.
+    const durations = segs.map((x) => x.durationMs).sort((x, y) => x - y);
+    assert.ok(Math.abs(durations[0]! - 2000) <= 40 && Math.abs(durations[1]! - 4000) <= 40, durations.join(', '));
   });
 });
