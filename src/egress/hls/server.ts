@@ -488,10 +488,12 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
   };
 
   /**
-   * The client session of a request: the one named by `s=`, or a new one after the request is authorized.
-   * @returns undefined when the request was answered (refused)
+   * The client session of a request: the one named by `s=`, or a new one after the request is authorized. Media
+   * requests without a known session (a cache in front, a probe) are authorized but make no session: a player's
+   * session starts with a playlist.
+   * @returns undefined when the request was answered (refused), null for an authorized request without a session
    */
-  const sessionFor = async (req: IncomingMessage, res: ServerResponse, url: URL, path: string, muxer: HlsMuxer | undefined, access: Omit<AccessRequest, 'action' | 'path'>): Promise<HlsClientSession | undefined> => {
+  const sessionFor = async (req: IncomingMessage, res: ServerResponse, url: URL, path: string, muxer: HlsMuxer | undefined, access: Omit<AccessRequest, 'action' | 'path'>, create: boolean): Promise<HlsClientSession | null | undefined> => {
     const sid = url.searchParams.get('s');
     if (sid !== null) {
       const s = sessions.get(sid);
@@ -513,6 +515,7 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
         return undefined;
       }
     }
+    if (!create) return null;
     const s = new HlsClientSession(nanoid(16), path, `${remoteIp(req)}:${req.socket.remotePort ?? 0}`, onSessionClosed);
     sessions.set(s.id, s);
     let byPath = sessionsByPath.get(path);
@@ -573,12 +576,12 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
         return;
       }
     }
-    const session = await sessionFor(req, res, url, path, hadMuxer ? muxer : undefined, access);
-    if (!session) return;
+    const session = await sessionFor(req, res, url, path, hadMuxer ? muxer : undefined, access, target.kind !== 'file');
+    if (session === undefined) return;
     muxer.lastUsedMs = Date.now();
     const m = muxer;
     const count = (bytes: number): void => {
-      session.bytesOut += bytes;
+      if (session) session.bytesOut += bytes;
       m.session.bytesOut += bytes;
     };
 
@@ -593,7 +596,8 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
     }
     const respond = (): void => {
       const seg = m.segmenter as HlsSegmenter;
-      const body = target.kind === 'multivariant' ? m.multivariantPlaylist(session.id) : m.mediaPlaylist(session.id, directives.skip && !seg.isEnded);
+      const sid = session?.id ?? ''; // playlist requests always have a session (create = true)
+      const body = target.kind === 'multivariant' ? m.multivariantPlaylist(sid) : m.mediaPlaylist(sid, directives.skip && !seg.isEnded);
       count(Buffer.byteLength(body));
       send(res, 200, { 'Content-Type': PLAYLIST_TYPE, 'Cache-Control': 'no-cache' }, body);
     };

@@ -120,6 +120,30 @@ describe('HLS end to end (ffmpeg RTMP publish)', { skip: !canRun && 'ffmpeg/ffpr
     assert.equal(dec.stderr.trim(), '', 'no decoding errors');
   });
 
+  for (const variant of ['fmp4', 'mpegts'] as const) {
+    it(`the ${variant} variant: classic playlists (no parts), ffprobe sees H.264 + AAC and ffmpeg decodes 4 s without errors`, async () => {
+      const other = await startHlsServer({ host: '127.0.0.1', port: 0, paths: registry, variant, segmentMinDurationMs: 1000, partDurationMs: 200, segmentCount: 7, muxerCloseAfterMs: 60_000 });
+      try {
+        const url = `http://127.0.0.1:${other.port}/live/e2e/index.m3u8`;
+        const multi = await (await fetch(url)).text();
+        assert.match(multi, /CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2",RESOLUTION=640x360/);
+        const media = await (await fetch(new URL(parse(multi).playlists![0]!.uri, url))).text();
+        assert.doesNotMatch(media, /EXT-X-PART|EXT-X-PRELOAD-HINT|CAN-BLOCK-RELOAD/);
+        if (variant === 'fmp4') assert.match(media, /#EXT-X-VERSION:6\n[\s\S]*#EXT-X-MAP:URI="init0\.mp4\?s=/);
+        else assert.match(media, /#EXT-X-VERSION:3\n[\s\S]*seg\d+\.ts\?s=/);
+        const probe = await run('ffprobe', ['-v', 'error', '-show_streams', '-of', 'json', url], 30_000);
+        assert.equal(probe.code, 0, probe.stderr);
+        const streams = (JSON.parse(probe.stdout) as { streams: { codec_name: string; width?: number }[] }).streams;
+        assert.deepEqual(streams.map((x) => x.codec_name).sort(), ['aac', 'h264']);
+        const dec = await run('ffmpeg', ['-v', 'error', '-i', url, '-t', '4', '-f', 'null', '-'], 40_000);
+        assert.equal(dec.code, 0, dec.stderr);
+        assert.equal(dec.stderr.trim(), '', 'no decoding errors');
+      } finally {
+        await other.close();
+      }
+    });
+  }
+
   it('counts HLS sessions with bytes sent', () => {
     const sessions = [...registry.sessions.values()].filter((s) => s.protocol === 'hls');
     assert.ok(sessions.length >= 2);

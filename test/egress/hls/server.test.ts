@@ -222,6 +222,10 @@ describe('HLS server', () => {
     assert.match(s.headers.get('cache-control') ?? '', /public, max-age=\d+/);
     const parts = await Promise.all(seg.parts!.map((p) => get(base, `/live/cam1/${p.uri}`)));
     assert.deepEqual(Buffer.concat(parts.map((p) => p.bytes)), s.bytes, 'a segment is its parts');
+    const sessions = registry.sessions.size;
+    const anonymous = await get(base, `/live/cam1/${seg.uri.replace(/\?.*/, '')}`);
+    assert.deepEqual(anonymous.bytes, s.bytes, 'media without a session id is served (a cache in front)');
+    assert.equal(registry.sessions.size, sessions, 'but makes no session');
     const head = await get(base, `/live/cam1/${seg.uri}`, { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(head.bytes.length, 0);
@@ -302,7 +306,12 @@ describe('HLS server', () => {
     p2.advance(2.5);
     assert.equal((await pending).status, 200);
     assert.equal((await get(base, '/secure/cam/index.m3u8?user=viewer&pass=nope')).status, 401);
-    assert.equal((await get(base, '/secure/cam/index.m3u8?user=viewer&pass=pw')).status, 200);
+    const ok = await get(base, '/secure/cam/index.m3u8?user=viewer&pass=pw');
+    assert.equal(ok.status, 200);
+    const media = parse((await get(base, `/secure/cam/${parse(ok.text).playlists![0]!.uri}`)).text);
+    const segUri = media.segments[0]!.uri;
+    assert.equal((await get(base, `/secure/cam/${segUri}`)).status, 200, 'the session authorizes its media');
+    assert.equal((await get(base, `/secure/cam/${segUri.replace(/\?.*/, '')}`)).status, 401, 'media without a session needs credentials');
   });
 
   it('a kicked session cannot continue with its URLs', async () => {
