@@ -198,8 +198,13 @@ export class RecordingFragmenter {
     }
     let file = this.file as OpenFile;
     let run = file.byTrack.get(frame.track);
+    if (run === undefined) {
+      // a track left out of this file (not configured when it began): the signature change rotates the file
+      this.stats.framesDropped++;
+      return this.flushOut();
+    }
     const cutPoint = run === file.driving && (!run.video || frame.keyframe);
-    if (cutPoint && run) {
+    if (cutPoint) {
       // complete the frame before this one first: its duration ends at this frame
       this.completePending(run, frame.dts - run.originTicks);
       const fileMs = ((frame.dts - run.originTicks) * 1000) / run.track.clockRate;
@@ -210,16 +215,11 @@ export class RecordingFragmenter {
           return this.flushOut();
         }
         file = this.file as OpenFile;
-        run = file.byTrack.get(frame.track);
+        run = file.byTrack.get(frame.track) as TrackRun; // openAt only opens with the frame's track in the file
       } else if (this.fragmentMs(file) >= this.opts.fragmentDurationMs) {
         this.flushFragment(false);
       }
-    } else if (run === undefined) {
-      // a track left out of this file (it was not configured when the file began)
-      this.stats.framesDropped++;
-      return this.flushOut();
     }
-    if (run === undefined) return this.flushOut();
     let dts = frame.dts - run.originTicks;
     let pts = frame.pts - run.originTicks;
     if (run.lastDts === undefined && dts < 0) {

@@ -234,6 +234,25 @@ describe('RecordingFragmenter', () => {
     assert.deepEqual(more.filter((x) => x.type !== 'write').map((x) => x.type), ['open', 'close']);
   });
 
+  it('leaves out a track that is not configured yet, and starts a file with it once it is', () => {
+    const v = videoTrack();
+    const a = new Track({ codec: 'aac', clockRate: 44100 });
+    a.id = 1;
+    const f = new RecordingFragmenter();
+    const acts: RecordAction[] = [...f.start([v, a])];
+    for (const x of frames(v, a, 2)) acts.push(...f.push(x, T0));
+    const first = acts[0] as Extract<RecordAction, { type: 'open' }>;
+    a.setAudioConfig(aac.config, 44100, 1);
+    for (const x of frames(v, a, 2, 2)) acts.push(...f.push(x, T0 + 2000));
+    acts.push(...f.finish());
+    const opens = acts.filter((x): x is Extract<RecordAction, { type: 'open' }> => x.type === 'open');
+    assert.equal(opens.length, 2);
+    assert.equal(opens[0], first);
+    const tracksOf = (init: Uint8Array) => inspect(init).timescales;
+    assert.deepEqual([...tracksOf(opens[0]!.init).values()], [90000], 'video only while audio has no config');
+    assert.deepEqual([...tracksOf(opens[1]!.init).values()], [90000, 44100]);
+  });
+
   it('records audio-only streams, cutting fragments on audio alone', () => {
     const a = audioTrack();
     const { actions, files } = record(new RecordingFragmenter(), [a], frames(null, a, 3));
