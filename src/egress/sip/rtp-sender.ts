@@ -120,6 +120,8 @@ export interface SipMediaTarget {
   kind: 'video' | 'audio';
   codec: 'h264' | 'pcmu' | 'pcma' | 'opus';
   payloadType: number;
+  /** H.264 only: 1 = FU-A/STAP-A (RFC 6184 §6.3), 0 = one NAL unit per packet (§6.2) */
+  h264Mode?: 0 | 1;
   /** false: the phone wants nothing now (hold, sendonly offer): packets are not sent, counters keep going */
   send: boolean;
   address: string;
@@ -189,14 +191,27 @@ class Outgoing {
 const videoPayloads = new WeakMap<Frame, Uint8Array[]>();
 const sharedPacketizer = new H264Packetizer({ mtu: SIP_RTP_MTU });
 
-/** RTP payloads of an H.264 frame, with SPS/PPS in front of a keyframe that lacks them; cached per frame. */
-export function h264PayloadsOf(frame: Frame): Uint8Array[] {
+/**
+ * Largest RTP payload in packetization mode 0: a UDP datagram carries at most 65 507 bytes over IPv4; a NAL unit
+ * that does not fit cannot be sent in that mode at all (the IP layer fragments anything above the path MTU).
+ */
+export const MAX_MODE0_NALU_BYTES = 65_507 - RTP_HEADER_SIZE;
+
+function withParameterSets(frame: Frame): readonly Uint8Array[] {
+  const t = frame.track;
+  if (frame.keyframe && t.sps && t.pps && !frame.au.some((n) => nalType(n) === NalUnitType.Sps)) return [t.sps, t.pps, ...frame.au];
+  return frame.au;
+}
+
+/**
+ * RTP payloads of an H.264 frame, with SPS/PPS in front of a keyframe that lacks them. Mode 1: STAP-A/FU-A,
+ * cached per frame for every reader. Mode 0: the NAL units themselves (views), without those too large to send.
+ */
+export function h264PayloadsOf(frame: Frame, mode: 0 | 1 = 1): readonly Uint8Array[] {
+  if (mode === 0) return withParameterSets(frame).filter((n) => n.length > 0 && n.length <= MAX_MODE0_NALU_BYTES);
   const cached = videoPayloads.get(frame);
   if (cached) return cached;
-  let nalus = frame.au;
-  const t = frame.track;
-  if (frame.keyframe && t.sps && t.pps && !nalus.some((n) => nalType(n) === NalUnitType.Sps)) nalus = [t.sps, t.pps, ...nalus];
-  const payloads = sharedPacketizer.payloads(nalus);
+  const payloads = sharedPacketizer.payloads(withParameterSets(frame));
   videoPayloads.set(frame, payloads);
   return payloads;
 }
@@ -300,7 +315,7 @@ export class SipRtpSender implements FrameSink {
   }
 
   private sendVideo(o: Outgoing, frame: Frame): void {
-    const payloads = h264PayloadsOf(frame);
+    const payloads = h264PayloadsOf(frame, o.target.h264Mode ?? 1);
     const ts = (o.tsOffset + Math.round(frame.pts)) >>> 0;
     const now = this.now();
     for (let i = 0; i < payloads.length; i++) {

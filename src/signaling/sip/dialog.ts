@@ -639,7 +639,7 @@ export class SipCall implements Session {
 
 function targetOf(p: SipMediaPlan): SipMediaTarget {
   const a = p.accepted!;
-  return {
+  const t: SipMediaTarget = {
     kind: a.kind,
     codec: a.codec,
     payloadType: a.format.payloadType,
@@ -650,4 +650,6 @@ function targetOf(p: SipMediaPlan): SipMediaTarget {
     rtcpPort: a.remote.rtcpPort,
     rtcpMux: a.remote.rtcpMux,
   };
+  if (a.codec === 'h264') t.h264Mode = a.format.fmtp['packetization-mode'] === '0' ? 0 : 1;
+  return t;
 }

@@ -2,8 +2,8 @@
  * SDP offer/answer for SIP readers (RFC 3264 over the typed `SessionDescription` of signaling/sdp/description.ts):
  * a pure function from a phone's offer and what the path can give to a per-section plan, and the answer text.
  *
- * What we send: H.264 (RFC 6184 packetization-mode 1) as the path has it, and one audio format chosen in the
- * offer's order of preference (RFC 3264 §6.1) among PCMU/PCMA (RFC 3551 §4.5.14, transcoded from AAC) and Opus
+ * What we send: H.264 (RFC 6184 packetization-mode 1, or 0 when that is all the phone takes) as the path has
+ * it, and one audio format chosen in the offer's order of preference (RFC 3264 §6.1) among PCMU/PCMA (RFC 3551 §4.5.14, transcoded from AAC) and Opus
  * (RFC 7587, passed through from Opus paths or transcoded from AAC). We only send: each accepted section is
  * answered `sendonly` (or `inactive` when the phone does not want to receive, RFC 3264 §6.1). SRTP profiles are
  * refused (port 0); when no section can be served the whole offer gets 488 Not Acceptable Here.
@@ -103,9 +103,11 @@ function isUnspecified(address: string): boolean {
   return address === '0.0.0.0' || address === '::';
 }
 
-function h264Usable(f: MediaFormat): boolean {
-  // packetization-mode 1 is needed: we send FU-A and STAP-A (RFC 6184 §6.3 forbids them in mode 0)
-  return f.encoding.toUpperCase() === 'H264' && f.clockRate === 90000 && (f.fmtp['packetization-mode'] ?? '0').trim() === '1';
+/** The H.264 packetization mode of a format (RFC 6184 §8.1: absent means 0), or null when not H.264 we can send. */
+function h264Mode(f: MediaFormat): 0 | 1 | null {
+  if (f.encoding.toUpperCase() !== 'H264' || f.clockRate !== 90000) return null;
+  const mode = (f.fmtp['packetization-mode'] ?? '0').trim();
+  return mode === '1' ? 1 : mode === '0' ? 0 : null;
 }
 
 function audioCodecOf(f: MediaFormat): SipAudioCodec | null {
@@ -142,10 +144,13 @@ export function negotiateSipOffer(offer: SessionDescription, caps: SipSourceCaps
     if (m.type === 'video') {
       if (videoTaken) return refuse('a second video section');
       if (!caps.video) return refuse('the path has no video');
-      const f = m.formats.find(h264Usable);
-      if (!f) return refuse('no H.264 with packetization-mode=1 offered');
+      // mode 1 (FU-A/STAP-A) first; mode 0 (one NAL unit per packet, IP-fragmented when large) is what older
+      // video phones and baresip's first H.264 entry offer
+      const f = m.formats.find((x) => h264Mode(x) === 1) ?? m.formats.find((x) => h264Mode(x) === 0);
+      if (!f) return refuse('no H.264 (packetization-mode 0 or 1) offered');
       videoTaken = true;
       const format = h264Format(f.payloadType, caps.video);
+      if (h264Mode(f) === 0) format.fmtp['packetization-mode'] = '0';
       return { index, type: m.type, accepted: { kind: 'video', codec: 'h264', format, send, remote } };
     }
     if (m.type === 'audio') {
