@@ -1,5 +1,6 @@
 import type { Config } from './config.js';
 import type { PathRegistry } from './media/bus/registry.js';
+import type { Recorder } from './egress/record/recorder.js';
 import { startRtmpServer } from './ingest/rtmp/server.js';
 import { RtmpPlaySink } from './egress/rtmp/from-bus.js';
 import { startApiServer } from './api.js';
@@ -14,6 +15,8 @@ import { sipExtensions, startSipServer } from './signaling/sip/server.js';
 /** What every listener starter gets: the shared registry and the live config. */
 export interface ListenerContext {
   registry: PathRegistry;
+  /** recordings for the API (catalog and playback) */
+  recorder: Recorder;
   readonly config: Config;
   isHealthy(): boolean;
 }
@@ -111,12 +114,14 @@ export const listenerStarters: [string, ListenerStarter | null][] = [
   ],
   [
     'api',
-    async ({ registry, config, isHealthy }) =>
+    async ({ registry, config, isHealthy, recorder }) =>
       startApiServer({
         port: config.listeners.api.port,
         ...(config.listeners.api.host ? { host: config.listeners.api.host } : {}),
         registry,
         isHealthy,
+        recordings: () => recorder.catalog(),
+        playback: recorder.playback,
       }),
   ],
   [

@@ -9,6 +9,7 @@ import {
   type PathPolicy,
   type PathSettings,
 } from './media/bus/registry.js';
+import { startRecorder } from './egress/record/recorder.js';
 import { listenerStarters, type RunningListener } from './listeners.js';
 import { sourceStarter } from './sources.js';
 import { rtspSourceStarter } from './ingest/rtsp/client.js';
@@ -91,11 +92,14 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       }),
     }),
   );
+  // a live getter: a reload changes which paths record
+  const recorder = startRecorder({ registry, config: () => config });
   const running: RunningListener[] = [];
   const ports: Record<string, number> = {};
   let failed = 0;
   const ctx = {
     registry,
+    recorder,
     get config() {
       return config;
     },
@@ -131,11 +135,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       config = next;
       applyLogLevel(config);
       registry.reload(pathPolicy(config));
+      recorder.reload();
       registry.startStaticSources(Object.keys(config.paths ?? {}).filter((k) => !k.startsWith('~')));
       log.info('configuration reloaded');
     },
     async close(reason = 'server shutting down') {
       registry.closeAll(reason);
+      await recorder.closeAll();
       await Promise.allSettled(running.map((l) => l.close()));
     },
   };

@@ -702,7 +702,13 @@ export class PathRecording implements FrameSink {
 export interface RecorderPaths {
   readonly publishListeners: Set<(path: string) => void>;
   readonly paths: ReadonlyMap<string, { readonly publisher: Session | undefined }>;
-  addReader(path: string, session: Session, sink: FrameSink, req: Omit<AccessRequest, 'action' | 'path'>): Promise<RecordingReader>;
+  addReader(
+    path: string,
+    session: Session,
+    sink: FrameSink,
+    req: Omit<AccessRequest, 'action' | 'path'>,
+    opts?: { internal?: boolean },
+  ): Promise<RecordingReader>;
 }
 
 /** Options of {@link startRecorder}. */
@@ -735,9 +741,8 @@ export interface Recorder {
  * Starts recording: every path whose config says `record: true` is recorded from the moment a publisher (or pull
  * source) attaches until the path's readers are closed (publisher gone after its grace time, shutdown).
  *
- * The recorder attaches through `registry.addReader` with protocol `source` from 127.0.0.1, so it is subject to
- * the path's read credentials and `maxReaders`: a path with `readUser` or an `auth` config that does not let
- * 127.0.0.1 read is not recorded (logged as an error). See the report for the registry hook that would lift this.
+ * The recorder attaches as an internal reader (`addReader(..., { internal: true })`): it skips read credentials
+ * and `maxReaders`, is not listed as a viewer and does not keep an on-demand source alive.
  */
 export function startRecorder(opts: RecorderOptions): Recorder {
   const { registry } = opts;
@@ -783,7 +788,7 @@ export function startRecorder(opts: RecorderOptions): Recorder {
     });
     finishing.add(done);
     log.info({ path, root }, 'recording started');
-    registry.addReader(path, rec.session, rec, { protocol: 'source', ip: '127.0.0.1' }).then(
+    registry.addReader(path, rec.session, rec, { protocol: 'source', ip: '127.0.0.1' }, { internal: true }).then(
       (reader) => {
         rec.reader = reader;
         if (reader.closed) rec.close('reader closed');

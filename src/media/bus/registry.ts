@@ -68,6 +68,8 @@ export type SourceStarter = (path: string, url: string, registry: PathRegistry) 
 export class PathEntry {
   publisher: Session | undefined;
   readonly readers = new Set<Reader>();
+  /** the gateway's own readers (recorder): not counted as viewers, not capped, never keep a source alive */
+  readonly internalReaders = new Set<Reader>();
   graceTimer: NodeJS.Timeout | undefined;
   source: SourceHandle | undefined;
   sourceCloseTimer: NodeJS.Timeout | undefined;
@@ -196,7 +198,7 @@ export class PathRegistry {
     entry.publisher = undefined;
     entry.stream.publisherGone();
     const grace = entry.settings.publisherGraceMs;
-    if (entry.readers.size > 0 && grace > 0) {
+    if (entry.readers.size + entry.internalReaders.size > 0 && grace > 0) {
       entry.graceTimer = setTimeout(() => {
         entry.graceTimer = undefined;
         if (!entry.publisher) this.closeReaders(entry, 'publisher gone');
@@ -219,22 +221,23 @@ export class PathRegistry {
     session: Session,
     sink: FrameSink,
     req: Omit<AccessRequest, 'action' | 'path'>,
-    opts: { catchUp?: boolean } = {},
+    opts: { catchUp?: boolean; internal?: boolean } = {},
   ): Promise<Reader> {
     const settings = this.settingsOf(path);
-    await this.policy.authorize({ ...req, action: 'read', path });
+    const internal = opts.internal === true;
+    if (!internal) await this.policy.authorize({ ...req, action: 'read', path });
     const existing = this.paths.get(path);
     const live = existing !== undefined && (existing.publisher !== undefined || existing.graceTimer !== undefined);
     if (!live && !settings.source) throw new NotFoundError(`no one is publishing to path '${path}'`);
     const entry = this.entry(path, settings);
-    if (settings.maxReaders > 0 && entry.readers.size >= settings.maxReaders) {
+    if (!internal && settings.maxReaders > 0 && entry.readers.size >= settings.maxReaders) {
       throw new BusyError(`path '${path}' has reached its limit of ${settings.maxReaders} readers`);
     }
     session.path = path;
     const reader = new Reader(session, sink, settings.readerLimits);
     reader.catchUp = opts.catchUp === true;
     reader.onClose = () => this.detachReader(entry, reader);
-    entry.readers.add(reader);
+    (internal ? entry.internalReaders : entry.readers).add(reader);
     if (entry.sourceCloseTimer) {
       clearTimeout(entry.sourceCloseTimer);
       entry.sourceCloseTimer = undefined;
@@ -383,7 +386,7 @@ export class PathRegistry {
   }
 
   private detachReader(entry: PathEntry, reader: Reader): void {
-    if (!entry.readers.delete(reader)) return;
+    if (!entry.readers.delete(reader) && !entry.internalReaders.delete(reader)) return;
     this.framesDroppedClosed += reader.framesDropped;
     entry.stream.removeReader(reader);
     if (entry.readers.size === 0) this.scheduleSourceClose(entry);
@@ -391,11 +394,11 @@ export class PathRegistry {
   }
 
   private closeReaders(entry: PathEntry, reason: string): void {
-    for (const r of [...entry.readers]) r.close(reason);
+    for (const r of [...entry.readers, ...entry.internalReaders]) r.close(reason);
   }
 
   private maybeForget(entry: PathEntry): void {
-    if (entry.publisher || entry.readers.size > 0 || entry.graceTimer || entry.source) return;
+    if (entry.publisher || entry.readers.size > 0 || entry.internalReaders.size > 0 || entry.graceTimer || entry.source) return;
     if (this.paths.get(entry.name) === entry) this.paths.delete(entry.name);
   }
 }

@@ -459,18 +459,18 @@ describe('startRecorder on a real PathRegistry', () => {
     assert.equal(rec.active().size, 0, 'record: false');
     config = on;
     rec.reload();
-    await waitFor(() => registry.paths.get('rec/cam')!.readers.size === 1);
+    await waitFor(() => registry.paths.get('rec/cam')!.internalReaders.size === 1);
     for (const f of input.slice(at(1.5), at(3))) stream.write(f);
     // recording switched off by a reload: the file is finished, the stream goes on
     config = off;
     rec.reload();
     await waitFor(() => rec.active().size === 0);
-    assert.equal(registry.paths.get('rec/cam')!.readers.size, 0);
+    assert.equal(registry.paths.get('rec/cam')!.internalReaders.size, 0);
     assert.ok(registry.paths.get('rec/cam')!.publisher, 'the publisher stays');
     // and on again: a new file from the next keyframe the GOP cache holds
     config = on;
     rec.reload();
-    await waitFor(() => rec.active().size === 1 && registry.paths.get('rec/cam')!.readers.size === 1);
+    await waitFor(() => rec.active().size === 1 && registry.paths.get('rec/cam')!.internalReaders.size === 1);
     for (const f of input.slice(at(3))) stream.write(f);
     const recording = rec.active().get('rec/cam')!;
     registry.removePublisher(pub);
