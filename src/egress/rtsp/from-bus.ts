@@ -6,6 +6,9 @@
  * reader, cached per Frame) and the same packet buffers go to every reader. Readers differ only in where packets
  * go (interleaved channel or UDP port) and in their RTCP: each gets its own SR counts and its RRs are digested
  * into loss, jitter and round trip for the API.
+ *
+ * UDP readers are paced (see {@link UdpPacer}): a new reader gets the whole GOP cache at once, and over UDP that
+ * burst would overflow its socket buffer.
  */
 import { randomBytes } from 'node:crypto';
 import type { Frame } from '../../media/bus/frame.js';
@@ -78,12 +81,73 @@ export function describeStream(stream: Stream, name: string): { sdp: string; med
   return { sdp: serializeSdp(desc), mediaCount: media.length };
 }
 
+/**
+ * UDP pacing rate as a multiple of the stream's measured bitrate. A joining reader's GOP-cache burst (one GOP,
+ * typically 1-2 s of media) then drains at twice real time on top of the live frames: caught up within ~1 s of a
+ * 2 s GOP. Higher factors gain little (players play from the first keyframe at normal speed anyway) and shrink
+ * how long a receiver may stop reading without overflowing: ffmpeg's 384 KiB socket buffer (≈ 340 full packets)
+ * lasts ~170 ms at 3 × an 8 Mbit/s stream, enough for ffmpeg's pause between probing and decoding on a busy host.
+ */
+export const PACE_RATE_FACTOR = 3;
+/**
+ * Lowest pacing rate, bytes/s (8 Mbit/s): used until a track's bitrate is measured (its first second of media)
+ * and for low-bitrate streams, where a burst is small anyway.
+ */
+export const PACE_MIN_BYTES_PER_SEC = 1_000_000;
+/**
+ * Bytes a UDP reader may get back to back: 64 KiB is well under the smallest receive buffer of real clients
+ * (Linux's default `rmem_default` is 208 KiB, ffmpeg asks for 384 KiB, GStreamer's udpsrc for 512 KiB), so a
+ * paced reader never overflows its socket even when it reads late; a live P-frame passes unpaced.
+ */
+export const PACE_BURST_BYTES = 64 * 1024;
+/**
+ * How often a paced reader's queue is drained while it holds packets. 5 ms at the 64 KiB burst caps a reader at
+ * ~13 MB/s, above PACE_RATE_FACTOR × any stream the gateway is sized for (25 Mbit/s); a late timer only sends a
+ * bigger (burst-bounded) batch.
+ */
+export const PACE_INTERVAL_MS = 5;
+/** Media time over which a track's bitrate is averaged: long enough to include a keyframe of a 1 s GOP. */
+const RATE_WINDOW_SEC = 1;
+/** A dts step outside 0..this many seconds is a timeline jump, not media: the bitrate window restarts. */
+const RATE_MAX_STEP_SEC = 10;
+
+/**
+ * A track's bitrate, measured on its media clock (dts) from the packets made for it: a GOP-cache burst, sent in
+ * milliseconds, still counts at its real duration.
+ */
+class MediaRate {
+  /** last complete window's average, 0 until one completed */
+  bytesPerSec = 0;
+  private start = Number.NaN;
+  private bytes = 0;
+
+  constructor(private readonly clockRate: number) {}
+
+  add(dts: number, bytes: number): void {
+    const elapsed = dts - this.start;
+    if (!(elapsed >= 0 && elapsed <= RATE_MAX_STEP_SEC * this.clockRate)) {
+      this.start = dts; // first frame or a timeline jump
+      this.bytes = bytes;
+      return;
+    }
+    if (elapsed >= RATE_WINDOW_SEC * this.clockRate) {
+      this.bytesPerSec = (this.bytes * this.clockRate) / elapsed;
+      this.start = dts;
+      this.bytes = bytes;
+      return;
+    }
+    this.bytes += bytes;
+  }
+}
+
 /** One track's packetizer, shared by every reader of the stream. */
 interface SharedPacketizer {
   packetize(frame: Frame): Uint8Array[];
   ssrc: number;
   nextSequenceNumber(): number;
   rtpTimestamp(pts: number): number;
+  /** bitrate of the packets made so far */
+  rate: MediaRate;
 }
 
 const packetizers = new WeakMap<Track, SharedPacketizer>();
@@ -106,6 +170,7 @@ function packetizerOf(track: Track): SharedPacketizer {
   if (track.codec === 'h264') {
     const h = new H264Packetizer({ mtu: RTSP_RTP_MTU, payloadType: VIDEO_PAYLOAD_TYPE });
     p = {
+      rate: new MediaRate(track.clockRate),
       ssrc: h.stream.ssrc,
       nextSequenceNumber: () => h.stream.nextSequenceNumber,
       rtpTimestamp: (pts) => h.stream.rtpTimestamp(pts),
@@ -121,6 +186,7 @@ function packetizerOf(track: Track): SharedPacketizer {
   } else if (track.codec === 'aac') {
     const a = new Mpeg4GenericPacketizer({ payloadType: AUDIO_PAYLOAD_TYPE, mtu: RTSP_RTP_MTU, samplesPerFrame: AAC_SAMPLES_PER_FRAME });
     p = {
+      rate: new MediaRate(track.clockRate),
       ssrc: a.stream.ssrc,
       nextSequenceNumber: () => a.stream.nextSequenceNumber,
       rtpTimestamp: (pts) => a.stream.rtpTimestamp(pts),
@@ -129,6 +195,7 @@ function packetizerOf(track: Track): SharedPacketizer {
   } else {
     const o = new SimpleAudioPacketizer({ payloadType: AUDIO_PAYLOAD_TYPE, mtu: RTSP_RTP_MTU });
     p = {
+      rate: new MediaRate(track.clockRate),
       ssrc: o.stream.ssrc,
       nextSequenceNumber: () => o.stream.nextSequenceNumber,
       rtpTimestamp: (pts) => o.stream.rtpTimestamp(pts),
@@ -143,16 +210,165 @@ function packetizerOf(track: Track): SharedPacketizer {
 export function rtpPacketsOf(frame: Frame): readonly Uint8Array[] {
   let packets = packetCache.get(frame);
   if (!packets) {
-    packets = packetizerOf(frame.track).packetize(frame);
+    const p = packetizerOf(frame.track);
+    packets = p.packetize(frame);
+    let bytes = 0;
+    for (const x of packets) bytes += x.length;
+    p.rate.add(frame.dts, bytes);
     packetCache.set(frame, packets);
   }
   return packets;
+}
+
+/** A pacing timer: Node's `Timeout` (unref'd) by default; tests pass a fake. */
+export interface PaceTimer {
+  /** re-arms the timer for its interval from now */
+  refresh(): unknown;
+  /** cancels it for good */
+  close(): unknown;
+}
+
+/** Makes the pacing timer of one reader; called once, on the first packet that has to wait. */
+export type PaceTimerFactory = (onTimeout: () => void, ms: number) => PaceTimer;
+
+/** Real timers that never keep the process alive. */
+const unrefTimer: PaceTimerFactory = (fn, ms) => setTimeout(fn, ms).unref();
+
+/** Smallest queue of a UDP pacer, in packets; it doubles when full (the bus bounds the bytes, see bufferedBytes). */
+const PACE_QUEUE_INITIAL = 256;
+
+/**
+ * A token bucket in front of one UDP reader: packets go out at once while the bucket (PACE_BURST_BYTES) has
+ * tokens, which refill at `rate()` bytes/s; the rest wait in a FIFO drained every PACE_INTERVAL_MS. The FIFO is a
+ * ring of packet references (the shared buffers, no copy, no per-packet object); its bytes count in the sink's
+ * `bufferedBytes()`, so the bus's slow-reader policy drops frames when a reader cannot keep up.
+ */
+export class UdpPacer {
+  /** bytes waiting in the queue */
+  queuedBytes = 0;
+  private tokens = PACE_BURST_BYTES;
+  private lastRefillMs: number;
+  private packets: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(PACE_QUEUE_INITIAL).fill(undefined);
+  private medias = new Uint8Array(PACE_QUEUE_INITIAL);
+  private head = 0;
+  private count = 0;
+  private timer: PaceTimer | undefined;
+  private armed = false;
+  private closed = false;
+
+  /**
+   * @param send hands one packet to the socket
+   * @param rate current rate, bytes/s
+   * @param now clock, ms
+   * @param onError the reader failed while draining from the timer (the sink ends it)
+   */
+  constructor(
+    private readonly send: (media: number, packet: Uint8Array) => void,
+    private readonly rate: () => number,
+    private readonly now: () => number,
+    private readonly makeTimer: PaceTimerFactory,
+    private readonly onError: (err: unknown) => void,
+  ) {
+    this.lastRefillMs = now();
+  }
+
+  /** Packets waiting. */
+  get queuedPackets(): number {
+    return this.count;
+  }
+
+  /** Sends `packet` now if the bucket allows and nothing waits before it; queues it otherwise. */
+  push(media: number, packet: Uint8Array, nowMs: number): void {
+    if (this.closed) return;
+    if (this.count === 0) {
+      this.refill(nowMs);
+      if (this.tokens >= packet.length) {
+        this.tokens -= packet.length;
+        this.send(media, packet);
+        return;
+      }
+    }
+    if (this.count === this.packets.length) this.grow();
+    const tail = (this.head + this.count) % this.packets.length;
+    this.packets[tail] = packet;
+    this.medias[tail] = media;
+    this.count++;
+    this.queuedBytes += packet.length;
+    this.arm();
+  }
+
+  /** Sends what the bucket allows now; re-arms the timer while packets remain. */
+  drain(nowMs: number): void {
+    this.armed = false;
+    if (this.closed) return;
+    this.refill(nowMs);
+    const cap = this.packets.length;
+    while (this.count > 0) {
+      const p = this.packets[this.head] as Uint8Array;
+      if (this.tokens < p.length) break;
+      this.tokens -= p.length;
+      const media = this.medias[this.head] as number;
+      this.packets[this.head] = undefined; // do not pin the frame's buffers once sent
+      this.head = (this.head + 1) % cap;
+      this.count--;
+      this.queuedBytes -= p.length;
+      this.send(media, p);
+    }
+    if (this.count > 0) this.arm();
+  }
+
+  /** Drops the queue and the timer (reader gone). */
+  close(): void {
+    this.closed = true;
+    this.timer?.close();
+    this.packets.fill(undefined);
+    this.count = 0;
+    this.queuedBytes = 0;
+  }
+
+  private refill(nowMs: number): void {
+    const elapsed = nowMs - this.lastRefillMs;
+    this.lastRefillMs = nowMs;
+    if (elapsed <= 0) return; // same millisecond, or the clock stepped back
+    this.tokens = Math.min(PACE_BURST_BYTES, this.tokens + (elapsed * this.rate()) / 1000);
+  }
+
+  private arm(): void {
+    if (this.armed) return;
+    this.armed = true;
+    if (this.timer) this.timer.refresh();
+    else this.timer = this.makeTimer(() => this.onTimeout(), PACE_INTERVAL_MS);
+  }
+
+  private onTimeout(): void {
+    try {
+      this.drain(this.now());
+    } catch (err) {
+      this.onError(err);
+    }
+  }
+
+  private grow(): void {
+    const cap = this.packets.length;
+    const packets = new Array<Uint8Array | undefined>(cap * 2).fill(undefined);
+    const medias = new Uint8Array(cap * 2);
+    for (let i = 0; i < this.count; i++) {
+      const k = (this.head + i) % cap;
+      packets[i] = this.packets[k];
+      medias[i] = this.medias[k] as number;
+    }
+    this.packets = packets;
+    this.medias = medias;
+    this.head = 0;
+  }
 }
 
 /** What the sink needs from its RTSP connection; the RTSP server's player implements it. */
 export interface RtspPlayerHandle {
   /** SDP media indices the reader SETUP (= track ids of the described stream) */
   readonly media: readonly number[];
+  /** how the session's media go: UDP readers are paced, TCP has the kernel's flow control */
+  readonly transport: 'tcp' | 'udp';
   sendRtp(media: number, packet: Uint8Array): void;
   sendRtcp(media: number, packet: Uint8Array): void;
   /** bytes queued toward the client (TCP `writableLength`; 0 for UDP) */
@@ -173,19 +389,22 @@ interface MediaOut {
 }
 
 /**
- * The frame sink of one RTSP PLAY session. Sends every frame's shared packets to the reader and, on the RFC 3550
- * schedule, a compound SR + SDES per media. `now` is injectable for tests.
+ * The frame sink of one RTSP PLAY session. Sends every frame's shared packets to the reader (through a
+ * {@link UdpPacer} for UDP readers) and, on the RFC 3550 schedule, a compound SR + SDES per media. RTCP is not
+ * paced: it is small and its timing matters. `now`, `random` and the pacing timer are injectable for tests.
  */
 export class RtspPlaySink implements FrameSink {
   private out: MediaOut[] = [];
   private described: Track[] | undefined;
   private stream: Stream | undefined;
+  private pacer: UdpPacer | undefined;
   private closed = false;
 
   constructor(
     private readonly player: RtspPlayerHandle,
     private readonly now: () => number = Date.now,
     private readonly random: () => number = Math.random,
+    private readonly paceTimer: PaceTimerFactory = unrefTimer,
   ) {}
 
   start(stream: Stream): void {
@@ -203,6 +422,22 @@ export class RtspPlaySink implements FrameSink {
       const packetizer = packetizerOf(track);
       return [{ media: m, track, packetizer, sender: new RtcpSenderStats(packetizer.ssrc, track.clockRate), nextSrMs: 0 }];
     });
+    if (this.player.transport === 'udp') {
+      this.pacer = new UdpPacer(
+        (media, packet) => this.player.sendRtp(media, packet),
+        () => this.paceRate(),
+        this.now,
+        this.paceTimer,
+        (err) => this.player.end(`sending RTP failed: ${err instanceof Error ? err.message : String(err)}`),
+      );
+    }
+  }
+
+  /** Pacing rate of this reader, bytes/s: PACE_RATE_FACTOR × the bitrate of the tracks it reads. */
+  private paceRate(): number {
+    let sum = 0;
+    for (const o of this.out) sum += o.packetizer.rate.bytesPerSec;
+    return Math.max(PACE_MIN_BYTES_PER_SEC, PACE_RATE_FACTOR * sum);
   }
 
   writeFrame(frame: Frame): void {
@@ -217,7 +452,8 @@ export class RtspPlaySink implements FrameSink {
       const ts = (((p[4] as number) << 24) | ((p[5] as number) << 16) | ((p[6] as number) << 8) | (p[7] as number)) >>> 0;
       o.first ??= { seq, rtptime: ts };
       o.sender.onRtpSent(ts, p.length - 12, now);
-      this.player.sendRtp(o.media, p);
+      if (this.pacer) this.pacer.push(o.media, p, now);
+      else this.player.sendRtp(o.media, p);
     }
     if (packets.length > 0 && now >= o.nextSrMs) this.sendSr(o, now);
   }
@@ -272,12 +508,14 @@ export class RtspPlaySink implements FrameSink {
     });
   }
 
+  /** The connection's backlog plus what waits in the pacer: the bus drops frames for a reader over its limit. */
   bufferedBytes(): number {
-    return this.player.bufferedBytes();
+    return this.player.bufferedBytes() + (this.pacer?.queuedBytes ?? 0);
   }
 
   close(): void {
     this.closed = true;
+    this.pacer?.close();
   }
 }
 

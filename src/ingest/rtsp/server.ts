@@ -52,6 +52,8 @@ export interface RtspPaths {
 export interface RtspPlayer {
   /** SDP media indices the reader SETUP */
   readonly media: readonly number[];
+  /** how its media go (one transport per session); the egress paces UDP readers */
+  readonly transport: 'tcp' | 'udp';
   sendRtp(media: number, packet: Uint8Array): void;
   sendRtcp(media: number, packet: Uint8Array): void;
   bufferedBytes(): number;
@@ -208,6 +210,7 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspServ
 /** A PLAY session's player: routes the sink's packets to the interleaved channels or UDP ports it SETUP. */
 class Player implements RtspPlayer {
   readonly media: number[];
+  readonly transport: 'tcp' | 'udp';
   /** packets before the PLAY answer is written are held (the sink starts inside addReader) */
   held: { media: number; rtcp: boolean; packet: Uint8Array }[] | undefined = [];
   paused = false;
@@ -217,6 +220,7 @@ class Player implements RtspPlayer {
     private readonly tracks: RtspSetupTrack[],
   ) {
     this.media = tracks.map((t) => t.media);
+    this.transport = tracks[0]?.transport.kind ?? 'tcp';
   }
 
   sendRtp(media: number, packet: Uint8Array): void {

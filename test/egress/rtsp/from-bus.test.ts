@@ -3,7 +3,18 @@ import assert from 'node:assert/strict';
 import { makeFrame, type Frame } from '../../../src/media/bus/frame.js';
 import { Stream } from '../../../src/media/bus/stream.js';
 import { Track } from '../../../src/media/bus/track.js';
-import { describeStream, RtspPlaySink, rtpPacketsOf, type RtspPlayerHandle } from '../../../src/egress/rtsp/from-bus.js';
+import {
+  describeStream,
+  PACE_BURST_BYTES,
+  PACE_INTERVAL_MS,
+  PACE_MIN_BYTES_PER_SEC,
+  PACE_RATE_FACTOR,
+  RtspPlaySink,
+  rtpPacketsOf,
+  UdpPacer,
+  type PaceTimerFactory,
+  type RtspPlayerHandle,
+} from '../../../src/egress/rtsp/from-bus.js';
 import { parseRtp } from '../../../src/media/rtp/packet.js';
 import { isRfc3550Compound, parseRtcp, serializeRtcp, ntpToUnixMs, type RtcpSenderReport } from '../../../src/media/rtp/rtcp.js';
 import { parseSdp } from '../../../src/signaling/sdp/description.js';
@@ -21,10 +32,10 @@ function stream(): Stream {
   return s;
 }
 
-function player(media: number[]): RtspPlayerHandle & { rtp: [number, Uint8Array][]; rtcp: [number, Uint8Array][] } {
+function player(media: number[], transport: 'tcp' | 'udp' = 'tcp'): RtspPlayerHandle & { rtp: [number, Uint8Array][]; rtcp: [number, Uint8Array][] } {
   const rtp: [number, Uint8Array][] = [];
   const rtcp: [number, Uint8Array][] = [];
-  return { media, rtp, rtcp, sendRtp: (m, p) => rtp.push([m, p]), sendRtcp: (m, p) => rtcp.push([m, p]), bufferedBytes: () => 0, end() {} };
+  return { media, transport, rtp, rtcp, sendRtp: (m, p) => rtp.push([m, p]), sendRtcp: (m, p) => rtcp.push([m, p]), bufferedBytes: () => 0, end() {} };
 }
 
 describe('RTSP egress', () => {
@@ -103,5 +114,105 @@ describe('RTSP egress', () => {
     other.setTracks([new Track({ codec: 'opus', clockRate: 48000 })]);
     sink.start(other);
     assert.match(ended, /tracks changed/);
+  });
+});
+
+/** A fake pacing timer: records arming; the test fires it by calling drain with its own clock. */
+function fakeTimer(): PaceTimerFactory & { made: number; refreshed: number; closed: boolean; fire?: () => void } {
+  const f = ((fn: () => void, ms: number) => {
+    assert.equal(ms, PACE_INTERVAL_MS);
+    f.made++;
+    f.fire = fn;
+    return { refresh: () => f.refreshed++, close: () => (f.closed = true) };
+  }) as PaceTimerFactory & { made: number; refreshed: number; closed: boolean; fire?: () => void };
+  f.made = 0;
+  f.refreshed = 0;
+  f.closed = false;
+  return f;
+}
+
+describe('RTSP egress UDP pacing', () => {
+  const packet = (n: number, size = 1400): Uint8Array => {
+    const p = new Uint8Array(size);
+    p[0] = n & 0xff;
+    p[1] = n >> 8;
+    return p;
+  };
+  const id = (p: Uint8Array): number => (p[0] as number) | ((p[1] as number) << 8);
+
+  it('UdpPacer: the burst goes at once, the rest waits in order and drains at the rate', () => {
+    let now = 1000;
+    const sent: [number, Uint8Array][] = [];
+    const timer = fakeTimer();
+    const rate = 1_400_000; // bytes/s: 1400 bytes per ms
+    const pacer = new UdpPacer((m, p) => sent.push([m, p]), () => rate, () => now, timer, (e) => assert.fail(String(e)));
+    const n = 600; // ~840 KB: past the burst and past the ring's first size
+    for (let i = 0; i < n; i++) pacer.push(i % 2, packet(i), now);
+    const burst = Math.floor(PACE_BURST_BYTES / 1400);
+    assert.equal(sent.length, burst);
+    assert.equal(pacer.queuedPackets, n - burst);
+    assert.equal(pacer.queuedBytes, (n - burst) * 1400);
+    assert.equal(timer.made, 1, 'one timer per reader, made when a packet first waits');
+    for (let t = 1; pacer.queuedPackets > 0 && t < 10_000; t++) {
+      now += PACE_INTERVAL_MS;
+      pacer.drain(now);
+      assert.equal(sent.length, Math.min(n, burst + t * PACE_INTERVAL_MS), `after ${t} drains`);
+    }
+    assert.equal(pacer.queuedBytes, 0);
+    assert.deepEqual(sent.map(([, p]) => id(p)), Array.from({ length: n }, (_, i) => i), 'FIFO order kept across the ring growth');
+    assert.deepEqual(sent.slice(0, 4).map(([m]) => m), [0, 1, 0, 1], 'media indices kept');
+    assert.ok(timer.refreshed > 0 && timer.made === 1, 'the same timer is re-armed');
+    // an idle reader refills to the burst, never beyond it
+    now += 60_000;
+    for (let i = 0; i < burst + 5; i++) pacer.push(0, packet(i), now);
+    assert.equal(pacer.queuedPackets, 5);
+    pacer.close();
+    assert.equal(timer.closed, true);
+    assert.equal(pacer.queuedBytes, 0);
+  });
+
+  it('a UDP reader gets the GOP burst paced at PACE_RATE_FACTOR × the measured bitrate; its queue counts as buffered', () => {
+    const s = stream();
+    const [video] = s.tracks as [Track];
+    let now = 1_700_000_000_000;
+    const timer = fakeTimer();
+    const pl = player([0], 'udp');
+    const sink = new RtspPlaySink(pl, () => now, () => 0.5, timer);
+    sink.start(s);
+    // 2 s of 30 fps video, 40 KB per frame (4.8 Mbit/s plus headers), written at once like a GOP-cache burst
+    const frames: Frame[] = [];
+    for (let i = 0; i < 60; i++) frames.push(makeFrame(video, i * 3000, i * 3000, i === 0, [new Uint8Array(40_000).fill(i === 0 ? 0x65 : 0x41, 0, 1)]));
+    for (const f of frames) sink.writeFrame(f);
+    const sentBytes = (): number => pl.rtp.reduce((n, [, p]) => n + p.length, 0);
+    const total = frames.reduce((n, f) => n + rtpPacketsOf(f).reduce((m, p) => m + p.length, 0), 0);
+    assert.ok(sentBytes() > 0 && sentBytes() <= PACE_BURST_BYTES, `${sentBytes()} bytes sent at once`);
+    assert.equal(sink.bufferedBytes(), total - sentBytes(), 'what waits counts for the slow-reader policy');
+    // the bitrate is measured on the media clock: the first second of frames, although written in no time
+    const bytesPerSec = frames.slice(0, 30).reduce((n, f) => n + rtpPacketsOf(f).reduce((m, p) => m + p.length, 0), 0);
+    const want = Math.max(PACE_MIN_BYTES_PER_SEC, PACE_RATE_FACTOR * bytesPerSec);
+    const before = sentBytes();
+    for (let t = 0; t < 20; t++) {
+      now += PACE_INTERVAL_MS;
+      timer.fire?.();
+    }
+    const perSecond = ((sentBytes() - before) * 1000) / (20 * PACE_INTERVAL_MS);
+    assert.ok(Math.abs(perSecond - want) / want < 0.02, `paced at ${perSecond} B/s, want ${want}`);
+    assert.equal(sink.bufferedBytes(), total - sentBytes());
+    sink.close();
+    assert.equal(sink.bufferedBytes(), 0);
+    assert.equal(timer.closed, true);
+  });
+
+  it('TCP readers are not paced', () => {
+    const s = stream();
+    const [video] = s.tracks as [Track];
+    const timer = fakeTimer();
+    const pl = player([0], 'tcp');
+    const sink = new RtspPlaySink(pl, () => 1_700_000_000_000, () => 0.5, timer);
+    sink.start(s);
+    for (let i = 0; i < 30; i++) sink.writeFrame(makeFrame(video, i * 3000, i * 3000, i === 0, [new Uint8Array(40_000).fill(0x41, 0, 1)]));
+    assert.ok(pl.rtp.reduce((n, [, p]) => n + p.length, 0) > 1_000_000);
+    assert.equal(sink.bufferedBytes(), 0);
+    assert.equal(timer.made, 0);
   });
 });
