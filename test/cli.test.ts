@@ -175,7 +175,8 @@ describe('streamgate command line', () => {
     const file = join(dir, 'off.yml');
     const names = ['rtmp', 'rtsp', 'hls', 'webrtc', 'sip', 'api', 'metrics'];
     writeFileSync(file, `logLevel: info\nlisteners:\n${names.map((n) => `  ${n}: { port: 0 }`).join('\n')}\n`);
-    const r = await run(['--config', file], { untilStdout: /started/, thenSignal: 'SIGTERM' });
+    // the test runner sets STREAMGATE_LOG_LEVEL=silent, which overrides logLevel: ask for the log lines
+    const r = await run(['--config', file], { env: { STREAMGATE_LOG_LEVEL: 'info' }, untilStdout: /started/, thenSignal: 'SIGTERM' });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /started/);
   });
