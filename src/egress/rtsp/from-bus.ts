@@ -2,8 +2,10 @@
  * Frame bus → RTSP readers: the SDP of a stream for DESCRIBE, and the frame sink of a PLAY session that sends
  * RTP and RTCP sender reports (after mediamtx `servers/rtsp` + gortsplib `ServerStream`).
  *
- * Each frame is packetized ONCE per stream (one packetizer per Track: one SSRC and sequence space shared by every
- * reader, cached per Frame) and the same packet buffers go to every reader. Readers differ only in where packets
+ * Each frame is made into packets ONCE per stream (one packetizer per Track: one SSRC and sequence space shared by
+ * every reader, cached per Frame) and the same packet buffers go to every reader. H.264 frames that arrived over
+ * RTP keep the publisher's packets, re-stamped (see {@link restampedPackets}); the others are packetized. Readers
+ * differ only in where packets
  * go (interleaved channel or UDP port) and in their RTCP: each gets its own SR counts and its RRs are digested
  * into loss, jitter and round trip for the API.
  *
@@ -18,7 +20,7 @@ import type { Track } from '../../media/bus/track.js';
 import { NalUnitType, nalType } from '../../media/codecs/h264.js';
 import { AAC_SAMPLES_PER_FRAME, Mpeg4GenericPacketizer, SimpleAudioPacketizer } from '../../media/rtp/audio.js';
 import { H264Packetizer } from '../../media/rtp/h264.js';
-import { RTP_MAX_MTU } from '../../media/rtp/packet.js';
+import { parseRtp, RTP_HEADER_SIZE, RTP_MAX_MTU, type RtpHeaderWriter } from '../../media/rtp/packet.js';
 import {
   compoundReport,
   parseRtcp,
@@ -42,6 +44,12 @@ import {
  * 1450 + 28 bytes of IP/UDP headers fits a 1500-byte Ethernet MTU.
  */
 export const RTSP_RTP_MTU = RTP_MAX_MTU;
+/**
+ * Largest publisher packet passed through (see {@link restampedPackets}): 1472 bytes = a 1500-byte Ethernet MTU
+ * minus IPv4 and UDP headers, mediamtx's `udpMaxPayloadSize`. ffmpeg publishes at exactly this size (`pkt_size`),
+ * GStreamer at 1400 and cameras at 1400-1460; a frame with a larger packet is re-packetized to RTSP_RTP_MTU.
+ */
+export const PASSTHROUGH_MAX_PACKET = 1472;
 /** Payload types in our SDP: the first dynamic ones (RFC 3551 §6), as ffmpeg and GStreamer number them. */
 export const VIDEO_PAYLOAD_TYPE = 96;
 /** See VIDEO_PAYLOAD_TYPE. */
@@ -148,6 +156,9 @@ interface SharedPacketizer {
   rtpTimestamp(pts: number): number;
   /** bitrate of the packets made so far */
   rate: MediaRate;
+  /** frames sent as the publisher's packets re-stamped / as packets of our own */
+  framesPassedThrough: number;
+  framesPacketized: number;
 }
 
 const packetizers = new WeakMap<Track, SharedPacketizer>();
@@ -169,12 +180,20 @@ function packetizerOf(track: Track): SharedPacketizer {
   if (p) return p;
   if (track.codec === 'h264') {
     const h = new H264Packetizer({ mtu: RTSP_RTP_MTU, payloadType: VIDEO_PAYLOAD_TYPE });
-    p = {
+    const shared: SharedPacketizer = {
       rate: new MediaRate(track.clockRate),
+      framesPassedThrough: 0,
+      framesPacketized: 0,
       ssrc: h.stream.ssrc,
       nextSequenceNumber: () => h.stream.nextSequenceNumber,
       rtpTimestamp: (pts) => h.stream.rtpTimestamp(pts),
       packetize(frame) {
+        const passed = frame.rtp ? restampedPackets(h.stream, frame) : null;
+        if (passed) {
+          shared.framesPassedThrough++;
+          return passed;
+        }
+        shared.framesPacketized++;
         let nalus = frame.au;
         // a reader may start at any IDR: give it the parameter sets when the AU does not carry them
         if (frame.keyframe && track.sps && track.pps && !nalus.some((n) => nalType(n) === NalUnitType.Sps)) {
@@ -183,27 +202,77 @@ function packetizerOf(track: Track): SharedPacketizer {
         return h.packetize(nalus, frame.pts);
       },
     };
+    p = shared;
   } else if (track.codec === 'aac') {
     const a = new Mpeg4GenericPacketizer({ payloadType: AUDIO_PAYLOAD_TYPE, mtu: RTSP_RTP_MTU, samplesPerFrame: AAC_SAMPLES_PER_FRAME });
     p = {
       rate: new MediaRate(track.clockRate),
+      framesPassedThrough: 0,
+      framesPacketized: 0,
       ssrc: a.stream.ssrc,
       nextSequenceNumber: () => a.stream.nextSequenceNumber,
       rtpTimestamp: (pts) => a.stream.rtpTimestamp(pts),
-      packetize: (frame) => a.packetize(frame.au, frame.pts),
+      packetize(frame) {
+        this.framesPacketized++;
+        return a.packetize(frame.au, frame.pts);
+      },
     };
   } else {
     const o = new SimpleAudioPacketizer({ payloadType: AUDIO_PAYLOAD_TYPE, mtu: RTSP_RTP_MTU });
     p = {
       rate: new MediaRate(track.clockRate),
+      framesPassedThrough: 0,
+      framesPacketized: 0,
       ssrc: o.stream.ssrc,
       nextSequenceNumber: () => o.stream.nextSequenceNumber,
       rtpTimestamp: (pts) => o.stream.rtpTimestamp(pts),
-      packetize: (frame) => frame.au.filter((f) => f.length > 0).map((f) => o.packetize(f, frame.pts)),
+      packetize(frame) {
+        this.framesPacketized++;
+        return frame.au.filter((f) => f.length > 0).map((f) => o.packetize(f, frame.pts));
+      },
     };
   }
   packetizers.set(track, p);
   return p;
+}
+
+/**
+ * Pass-through of an H.264 frame that came over RTP (RTSP publisher or camera): the publisher's packets, each
+ * copied once for the whole stream with OUR header: SSRC, the next sequence numbers of the track's shared
+ * sequence space (so passed-through and packetized frames interleave seamlessly), the timestamp of the frame's
+ * bus pts, payload type 96 and the marker on the last packet only. Payloads are kept as they are: RFC 6184
+ * packetization-mode 0 and 1 packets (the only ones the ingest accepts) are valid under the `packetization-mode=1`
+ * our SDP announces. CSRCs, header extensions (ids negotiated with the publisher, meaningless to our readers) and
+ * padding are left out. The publisher's buffers are never written: they are shared with every other egress.
+ * @returns null when the frame must be packetized instead: a packet is unreadable or larger than
+ *   PASSTHROUGH_MAX_PACKET, or it is a keyframe without an SPS, which the packetizer puts in front of it for
+ *   readers that start there
+ */
+export function restampedPackets(header: RtpHeaderWriter, frame: Frame): Uint8Array[] | null {
+  const rtp = frame.rtp;
+  if (!rtp || rtp.length === 0 || frame.track.codec !== 'h264') return null;
+  if (frame.keyframe && frame.track.sps && !frame.au.some((n) => nalType(n) === NalUnitType.Sps)) return null;
+  // check every packet before taking sequence numbers
+  const payloads: Uint8Array[] = new Array<Uint8Array>(rtp.length);
+  for (let i = 0; i < rtp.length; i++) {
+    let payload: Uint8Array;
+    try {
+      payload = parseRtp(rtp[i] as Uint8Array).payload;
+    } catch {
+      return null; // the ingest parsed it already; a frame built by other means falls back to packetizing
+    }
+    if (payload.length === 0 || RTP_HEADER_SIZE + payload.length > PASSTHROUGH_MAX_PACKET) return null;
+    payloads[i] = payload;
+  }
+  const ts = header.rtpTimestamp(frame.pts);
+  const out: Uint8Array[] = new Array<Uint8Array>(payloads.length);
+  for (let i = 0; i < payloads.length; i++) {
+    const payload = payloads[i] as Uint8Array;
+    const buf = header.allocate(payload.length, i === payloads.length - 1, ts);
+    buf.set(payload, RTP_HEADER_SIZE);
+    out[i] = buf;
+  }
+  return out;
 }
 
 /** The RTP packets of a frame, made once for all readers. */
@@ -363,6 +432,17 @@ export class UdpPacer {
   }
 }
 
+/** One SETUP media of a PLAY session, as the API shows it. */
+export interface RtspMediaStats {
+  media: number;
+  packetsSent: number;
+  /** frames of the track sent as the publisher's RTP packets, re-stamped (stream-wide) */
+  framesPassedThrough: number;
+  /** frames of the track packetized by us (stream-wide) */
+  framesPacketized: number;
+  reception?: RemoteReception;
+}
+
 /** What the sink needs from its RTSP connection; the RTSP server's player implements it. */
 export interface RtspPlayerHandle {
   /** SDP media indices the reader SETUP (= track ids of the described stream) */
@@ -499,10 +579,18 @@ export class RtspPlaySink implements FrameSink {
     });
   }
 
-  /** Per media: packets sent and what the reader reports (loss, jitter, round trip). */
-  stats(): { media: number; packetsSent: number; reception?: RemoteReception }[] {
+  /**
+   * Per media: packets sent, what the reader reports (loss, jitter, round trip), and how the stream's frames of
+   * that track were made into packets (shared by all readers: passed through from the publisher or packetized).
+   */
+  stats(): RtspMediaStats[] {
     return this.out.map((o) => {
-      const s: { media: number; packetsSent: number; reception?: RemoteReception } = { media: o.media, packetsSent: o.sender.packetCount };
+      const s: RtspMediaStats = {
+        media: o.media,
+        packetsSent: o.sender.packetCount,
+        framesPassedThrough: o.packetizer.framesPassedThrough,
+        framesPacketized: o.packetizer.framesPacketized,
+      };
       if (o.reception) s.reception = o.reception;
       return s;
     });

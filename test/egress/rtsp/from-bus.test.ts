@@ -9,13 +9,17 @@ import {
   PACE_INTERVAL_MS,
   PACE_MIN_BYTES_PER_SEC,
   PACE_RATE_FACTOR,
+  PASSTHROUGH_MAX_PACKET,
   RtspPlaySink,
   rtpPacketsOf,
   UdpPacer,
   type PaceTimerFactory,
   type RtspPlayerHandle,
 } from '../../../src/egress/rtsp/from-bus.js';
-import { parseRtp } from '../../../src/media/rtp/packet.js';
+import { parseRtp, serializeRtp } from '../../../src/media/rtp/packet.js';
+import { H264Depacketizer } from '../../../src/media/rtp/h264.js';
+import { NalUnitType, nalType } from '../../../src/media/codecs/h264.js';
+import { loadPackets } from '../../media/rtp/fixtures.js';
 import { isRfc3550Compound, parseRtcp, serializeRtcp, ntpToUnixMs, type RtcpSenderReport } from '../../../src/media/rtp/rtcp.js';
 import { parseSdp } from '../../../src/signaling/sdp/description.js';
 
@@ -214,5 +218,103 @@ describe('RTSP egress UDP pacing', () => {
     assert.ok(pl.rtp.reduce((n, [, p]) => n + p.length, 0) > 1_000_000);
     assert.equal(sink.bufferedBytes(), 0);
     assert.equal(timer.made, 0);
+  });
+});
+
+/** Frames of a captured H.264 RTP session as the RTSP ingest makes them: AUs with their original packets. */
+function framesFromCapture(name: string, track: Track): Frame[] {
+  const d = new H264Depacketizer();
+  const frames: Frame[] = [];
+  let first = -1;
+  for (const raw of loadPackets(name)) {
+    const au = d.push(parseRtp(raw), raw);
+    if (!au) continue;
+    if (first < 0) first = au.pts;
+    const sps = au.nalus.find((n) => nalType(n) === NalUnitType.Sps);
+    const pps = au.nalus.find((n) => nalType(n) === NalUnitType.Pps);
+    if (sps && pps) track.setH264Params(sps, pps);
+    const f = makeFrame(track, au.pts - first, au.pts - first, au.keyframe, au.nalus);
+    if (au.rtp) f.rtp = au.rtp;
+    frames.push(f);
+  }
+  return frames;
+}
+
+describe('RTSP egress pass-through of the publisher RTP packets', () => {
+  for (const capture of ['gst-h264.bin', 'ffmpeg-h264.bin']) {
+    it(`${capture}: payloads kept byte for byte under our SSRC, sequence, timestamps and marker; one copy for all readers`, () => {
+      const video = new Track({ codec: 'h264', clockRate: 90000 });
+      const frames = framesFromCapture(capture, video);
+      assert.ok(frames.length > 20 && frames.some((f) => f.keyframe));
+      const originals = frames.map((f) => (f.rtp ?? []).map((p) => Uint8Array.from(p)));
+      const s = new Stream('live/pass');
+      s.setTracks([video]);
+      const a = player([0]);
+      const b = player([0], 'udp');
+      const sa = new RtspPlaySink(a, () => 1_700_000_000_000);
+      const sb = new RtspPlaySink(b, () => 1_700_000_000_000, () => 0.5, fakeTimer());
+      sa.start(s);
+      sb.start(s);
+      for (const f of frames) {
+        sa.writeFrame(f);
+        sb.writeFrame(f);
+      }
+      assert.deepEqual(sa.stats()[0] && [sa.stats()[0]?.framesPassedThrough, sa.stats()[0]?.framesPacketized], [frames.length, 0]);
+      const sent = a.rtp.map(([, p]) => p);
+      assert.equal(sent.length, originals.flat().length);
+      assert.ok(b.rtp.every(([, p], i) => p === sent[i]), 'readers share the same buffers');
+      const ours = sent.map((p) => parseRtp(p));
+      const ssrc = ours[0]?.ssrc;
+      let k = 0;
+      frames.forEach((f, fi) => {
+        const orig = originals[fi] as Uint8Array[];
+        orig.forEach((o, j) => {
+          const got = ours[k] as ReturnType<typeof parseRtp>;
+          assert.deepEqual(Uint8Array.from(got.payload), Uint8Array.from(parseRtp(o).payload), `frame ${fi} packet ${j}: payload`);
+          assert.equal(got.ssrc, ssrc);
+          assert.equal(got.payloadType, 96);
+          assert.equal(got.marker, j === orig.length - 1, `frame ${fi} packet ${j}: marker`);
+          assert.equal(got.timestamp, ((ours[0]?.timestamp as number) + f.pts) >>> 0, `frame ${fi}: timestamp from the bus pts`);
+          if (k > 0) assert.equal(got.sequenceNumber, ((ours[k - 1]?.sequenceNumber as number) + 1) & 0xffff);
+          k++;
+        });
+        assert.deepEqual((f.rtp ?? []).map((p) => Uint8Array.from(p)), orig, `frame ${fi}: the publisher's packets are untouched`);
+      });
+      assert.notEqual(ssrc, parseRtp(originals[0]?.[0] as Uint8Array).ssrc);
+    });
+  }
+
+  it('frames that cannot pass through are packetized in the same sequence space', () => {
+    const video = new Track({ codec: 'h264', clockRate: 90000 });
+    const frames = framesFromCapture('gst-h264.bin', video).slice(0, 6);
+    const s = new Stream('live/mixed');
+    s.setTracks([video]);
+    const pl = player([0]);
+    const sink = new RtspPlaySink(pl, () => 1_700_000_000_000);
+    sink.start(s);
+    const [idr, p1, p2, p3] = frames as [Frame, Frame, Frame, Frame];
+    assert.ok(idr.keyframe);
+    // a keyframe whose packets lack the SPS/PPS: packetized, so the parameter sets go in front of it
+    const bare = makeFrame(video, idr.dts, idr.pts, true, idr.au.filter((n) => nalType(n) === NalUnitType.IdrSlice));
+    bare.rtp = (idr.rtp ?? []).filter((r) => {
+      const t = (parseRtp(r).payload[0] as number) & 0x1f;
+      return t !== NalUnitType.StapA; // the STAP-A carries AUD, SPS and PPS
+    });
+    // a packet over the pass-through limit (a sender with a 1500-byte payload)
+    const big = serializeRtp({ ...parseRtp((p2.rtp ?? [])[0] as Uint8Array), payload: new Uint8Array(PASSTHROUGH_MAX_PACKET).fill(0x41, 0, 1) });
+    const oversized = makeFrame(video, p2.dts, p2.pts, false, [big.subarray(12)]);
+    oversized.rtp = [big];
+    for (const f of [bare, p1, oversized, p3]) sink.writeFrame(f);
+    assert.deepEqual([sink.stats()[0]?.framesPassedThrough, sink.stats()[0]?.framesPacketized], [2, 2]);
+    const got = pl.rtp.map(([, p]) => parseRtp(p));
+    const first = got[0] as ReturnType<typeof parseRtp>;
+    assert.equal(first.payload[0]! & 0x1f, NalUnitType.StapA);
+    assert.deepEqual(
+      got.map((p) => p.sequenceNumber),
+      got.map((_, i) => (first.sequenceNumber + i) & 0xffff),
+      'one sequence space',
+    );
+    assert.ok(got.every((p) => p.ssrc === first.ssrc && p.payload.length > 0));
+    assert.ok(got.every((p) => p.payload.length + 12 <= 1450), 'the oversized frame was cut to our MTU');
   });
 });

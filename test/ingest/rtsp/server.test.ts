@@ -140,6 +140,26 @@ describe('RTSP server end to end (ffmpeg, ffprobe)', { skip: !HAVE_FFMPEG && 'ff
     kill(pub);
   });
 
+  it('ffmpeg publishes RTSP/UDP; an RTSP reader gets its packets passed through and decodes 5 s without errors', async () => {
+    const pub = ffmpegPublish(`rtsp://127.0.0.1:${env.rtsp.port}/live/pass`, { format: 'rtsp', extra: ['-rtsp_transport', 'udp'], size: '640x360', rate: 25, gop: 25 });
+    children.push(pub);
+    await published('live/pass');
+    const reading = decode(`rtsp://127.0.0.1:${env.rtsp.port}/live/pass`, 5, ['-rtsp_transport', 'tcp']);
+    let video: { framesPassedThrough: number; framesPacketized: number } | undefined;
+    await waitFor(() => {
+      const reader = [...env.registry.sessions.values()].find((x) => x.protocol === 'rtsp' && x.role === 'reader' && x.path === 'live/pass');
+      const tracks = (reader?.stats?.() as { tracks?: { media: number; framesPassedThrough: number; framesPacketized: number }[] } | undefined)?.tracks;
+      video = tracks?.find((t) => t.media === 0);
+      return (video?.framesPassedThrough ?? 0) > 50;
+    }, 15_000);
+    const r = await reading;
+    assert.equal(r.errors, '', r.errors);
+    assert.ok(r.frames >= 100, `${r.frames} frames decoded`);
+    // ffmpeg puts SPS/PPS only in the SDP: its keyframes are packetized with them in front, the rest pass through
+    assert.ok(video && video.framesPassedThrough > 10 * video.framesPacketized, JSON.stringify(video));
+    kill(pub);
+  });
+
   it('ffmpeg publishes RTMP; ffmpeg decodes 5 s over RTSP/TCP and RTSP/UDP without errors', async () => {
     const pub = ffmpegPublish(`rtmp://127.0.0.1:${env.rtmp.port}/live/rtmp`, { size: '320x240', rate: 25, gop: 25 });
     children.push(pub);
