@@ -43,6 +43,8 @@ export interface FanoutOptions {
   readersPerProcess: number;
   /** write a V8 CPU profile of the Node servers and print their hot spots */
   profile: boolean;
+  /** YAML appended to streamgate's config, to measure a setting (e.g. the GOP cache off) */
+  streamgateYaml?: string;
 }
 
 /** Figures of one (server, N) run. */
@@ -172,7 +174,10 @@ export async function runOnce(kind: ServerKind, n: number, opts: FanoutOptions, 
   let publisher: ChildProcess | undefined;
   const procs: ReaderProcess[] = [];
   try {
-    server = await kind.start(dir, profDir);
+    server = await kind.start(dir, {
+      ...(profDir ? { cpuProfileDir: profDir } : {}),
+      ...(opts.streamgateYaml ? { streamgateYaml: opts.streamgateYaml } : {}),
+    });
     publisher = startPublisher(source, server.port);
     const nProcs = Math.max(1, Math.ceil(n / opts.readersPerProcess));
     for (let i = 0; i < nProcs; i++) procs.push(new ReaderProcess());
@@ -327,7 +332,8 @@ function pct(x: number): string {
 }
 
 function ratio(a: number, b: number): string {
-  if (!Number.isFinite(a) || !Number.isFinite(b) || b <= 0) return '–';
+  // a per-reader figure ≤ 0 is measurement noise (small N: the baseline moved more than the readers added)
+  if (!Number.isFinite(a) || !Number.isFinite(b) || a <= 0 || b <= 0) return '–';
   return `${(a / b).toFixed(2)}×`;
 }
 

@@ -23,6 +23,8 @@ export interface BenchArgs {
   connectRate: number;
   readersPerProcess: number;
   profile: boolean;
+  /** streamgate: YAML appended to its generated config */
+  streamgateYaml?: string;
 }
 
 /** A benchmark: runs, logs progress, returns its Markdown section (without the heading). */
@@ -51,6 +53,8 @@ const USAGE = `usage: npm run bench -- [options]
   --connect-rate R         readers started per second while connecting (default 200)
   --readers-per-process K  players per reader process (default 500)
   --profile                V8 CPU profile of the Node servers (streamgate, NMS); prints the hot spots
+  --streamgate-yaml TEXT   YAML appended to streamgate's config ("\\n" for newlines), e.g. to turn the GOP
+                           cache off: 'paths:\\n  "~^live/": { gopCache: false }'
   --no-write               print only, leave BENCHMARKS.md alone
   -h, --help               this text`;
 
@@ -71,6 +75,7 @@ function parse(argv: string[]): { only: string[]; args: BenchArgs; write: boolea
       'connect-rate': { type: 'string', default: '200' },
       'readers-per-process': { type: 'string', default: '500' },
       profile: { type: 'boolean', default: false },
+      'streamgate-yaml': { type: 'string' },
       'no-write': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -95,6 +100,7 @@ function parse(argv: string[]): { only: string[]; args: BenchArgs; write: boolea
       connectRate,
       readersPerProcess: perProcess,
       profile: values.profile,
+      ...(values['streamgate-yaml'] ? { streamgateYaml: values['streamgate-yaml'].replace(/\\n/g, '\n') } : {}),
     },
   };
 }
@@ -149,7 +155,10 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const argv = process.argv.slice(2).join(' ');
+  const argv = process.argv
+    .slice(2)
+    .map((a) => (/^[\w,.=\/-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
+    .join(' ');
   for (const name of parsed.only) {
     const b = BENCHMARKS[name]!;
     const began = new Date();

@@ -31,12 +31,20 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** How to start a server. */
+export interface StartOptions {
+  /** write a V8 CPU profile of a Node server there */
+  cpuProfileDir?: string;
+  /** streamgate: YAML appended to the generated config (e.g. a `paths:` block to try a setting) */
+  streamgateYaml?: string;
+}
+
 /** One server implementation the benchmark knows how to start. */
 export interface ServerKind {
   key: 'streamgate' | 'nginx' | 'nms';
   label: string;
   /** starts it with its files in `dir`; `cpuProfileDir` asks a Node server for a V8 CPU profile */
-  start(dir: string, cpuProfileDir?: string): Promise<RunningServer>;
+  start(dir: string, opts?: StartOptions): Promise<RunningServer>;
 }
 
 function launch(cmd: string, args: string[], dir: string, port: number, env: NodeJS.ProcessEnv = process.env): Promise<RunningServer> {
@@ -112,7 +120,7 @@ export function streamgateCodeRoot(): string {
 export const streamgate: ServerKind = {
   key: 'streamgate',
   label: 'streamgate',
-  async start(dir, cpuProfileDir) {
+  async start(dir, opts = {}) {
     const port = await freePort();
     const apiPort = await freePort();
     const yml = [
@@ -125,13 +133,14 @@ export const streamgate: ServerKind = {
       '  webrtc: { enabled: false }',
       '  sip: { enabled: false }',
       '  metrics: { enabled: false }',
+      opts.streamgateYaml ?? '',
       '',
     ].join('\n');
     const conf = join(dir, 'streamgate.yml');
     writeFileSync(conf, yml);
     const env = { ...process.env };
     delete env.STREAMGATE_LOG_LEVEL;
-    const prof = cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [];
+    const prof = opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir] : [];
     return launch(process.execPath, [...prof, join(streamgateRoot, 'bin/streamgate.js'), '--config', conf], dir, port, env);
   },
 };
@@ -171,9 +180,9 @@ export const nginx: ServerKind = {
 export const nms: ServerKind = {
   key: 'nms',
   label: 'Node-Media-Server',
-  async start(dir, cpuProfileDir) {
+  async start(dir, opts = {}) {
     const port = await freePort();
-    const prof = cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', cpuProfileDir] : [];
+    const prof = opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir] : [];
     return launch(process.execPath, [...prof, join(REPO_ROOT, 'dist/bench/nms-server.js'), String(port), dir], dir, port);
   },
 };

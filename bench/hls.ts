@@ -1,0 +1,816 @@
+import http from 'node:http';
+import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { FromLoad, LoadWindow, ToLoad } from './hls-load.js';
+import { STAMP_UUID_HLSJS, findStamps, prepareHlsSource, startStampingPublisher, tsElementaryStreams, wallMs, type StampingPublisher } from './hls-media.js';
+import { cpuSeconds, freePort, processTree, quantile, rssBytes, sleep, waitForPort } from './proc.js';
+import type { BenchArgs, Benchmark } from './run.js';
+
+/**
+ * HLS / LL-HLS benchmark (issue 4): how soon media is downloadable, how late hls.js plays, and how many LL-HLS
+ * clients one gateway serves in time. nginx-rtmp's HLS (1 s fragments) is published the same frames at the same
+ * moment as the latency reference.
+ *
+ * Method. A paced RTMP publisher (bench/hls-media.ts) stamps every video frame with the wall clock of its sending
+ * (an SEI message inside the frame). A probe waits on each LL-HLS part before it exists (the request for the
+ * preload-hinted part blocks until the part is complete, 6.2.6), so the moment its download completes is the
+ * moment the part became downloadable; the stamps inside say when each of its frames was sent. For nginx-rtmp
+ * a probe polls the playlist every {@link NGINX_POLL_MS} ms and takes the first time a fragment is listed.
+ * Publisher and servers are on loopback, so "sent" is "arrived at the gateway" within a fraction of a ms (an
+ * upper bound of the gateway-side figure: it includes the gateway's own read delay). In Chromium, hls.js
+ * (default config: low-latency mode) reports the same stamps for the frames it parses (FRAG_PARSING_USERDATA);
+ * latency = now − (stamp of the frame at currentTime), i.e. publisher to screen.
+ */
+
+/** Repository root (this file runs from dist/bench/). */
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const NGINX_BIN = '/usr/sbin/nginx';
+const NGINX_RTMP_MODULE = '/usr/lib/nginx/modules/ngx_rtmp_module.so';
+const CHROMIUM = '/usr/bin/chromium';
+/** Flags the shared machine wants for headless Chromium. */
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'];
+/** nginx-rtmp lists a fragment only once it is closed; a 25 ms poll adds 12.5 ms on average to its figures. */
+const NGINX_POLL_MS = 25;
+/** Load clients start over this long, so the server does not see N playlist requests in the same millisecond. */
+const RAMP_MS = 5000;
+/** After the ramp, clients settle (first parts, retries) before the window opens. */
+const SETTLE_MS = 3000;
+/** How long the browser plays before its figures count, and then how long they are sampled. */
+const BROWSER_WARMUP_MS = 6000;
+const BROWSER_SAMPLE_MS = 20_000;
+const APP = 'live';
+const STREAM = 'bench';
+
+/** Options of a run. */
+export interface HlsBenchOptions {
+  /**
+   * 'head': a clean build of the committed HEAD in a temporary directory (the shared work tree may be half
+   * rebuilt by someone else at any moment); 'worktree': dist/ of the work tree as it is
+   */
+  code: 'head' | 'worktree';
+  /** concurrent LL-HLS clients per load step */
+  clients: number[];
+  /** measurement window per load step, seconds */
+  seconds: number;
+  nginx: boolean;
+  browser: boolean;
+}
+
+/** One part or fragment the probes saw become downloadable. */
+interface Availability {
+  /** part id (streamgate) or fragment sequence (nginx) */
+  id: number;
+  /** wall-clock ms when it was downloadable */
+  atMs: number;
+  /** send times of its video frames */
+  stamps: number[];
+}
+
+/** Latency figures of one probe over a time range. */
+interface LatencyStats {
+  units: number;
+  frames: number;
+  /** frame sent → its part/fragment downloadable */
+  perFrame: { p50: number; p95: number };
+  /** last frame of the part/fragment sent → downloadable */
+  afterLast: { p50: number; p95: number; max: number };
+  /** part/fragment durations in frames, median */
+  framesPerUnit: number;
+}
+
+/** What hls.js in Chromium measured for one server. */
+interface BrowserStats {
+  samples: number;
+  /** publisher → screen, ms */
+  g2g: { p50: number; p95: number };
+  /** hls.js's own `hls.latency` (distance to the live edge it computes), s */
+  hlsLatency: number;
+  /** now − hls.playingDate (EXT-X-PROGRAM-DATE-TIME of the playing position), ms; null without PDT */
+  pdt: number | null;
+  stalls: number;
+  errors: string[];
+}
+
+/** One load step. */
+interface LoadStep {
+  clients: number;
+  window: LoadWindow;
+  seconds: number;
+  cpuPercent: number;
+  rssMb: number;
+  rssStartMb: number;
+  /** parts fetched by clients, and the share fetched within PART-HOLD-BACK of their last frame */
+  partsFetched: number;
+  inTime: number;
+  lag: { p50: number; p95: number };
+  probe: LatencyStats | null;
+}
+
+/** Everything a run measured. */
+export interface HlsBenchResult {
+  options: HlsBenchOptions;
+  partTargetS: number;
+  partHoldBackS: number;
+  idle: { streamgate: LatencyStats | null; nginx: LatencyStats | null };
+  /** one entry per server and hls.js config played */
+  browser: { server: string; config: string; stats: BrowserStats | null; error?: string }[];
+  load: LoadStep[];
+  notes: string[];
+}
+
+// ---- servers ----
+
+interface Server {
+  pid: number;
+  stop(): Promise<void>;
+  logTail(): string;
+}
+
+function launch(cmd: string, args: string[], dir: string, ports: number[]): Promise<Server> {
+  const logPath = join(dir, 'server.log');
+  const fd = openSync(logPath, 'a');
+  const child: ChildProcess = spawn(cmd, args, { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...process.env, STREAMGATE_LOG_LEVEL: 'warn' } });
+  closeSync(fd);
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
+  const server: Server = {
+    pid: child.pid ?? -1,
+    logTail: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').slice(-15).join('\n') : ''),
+    async stop() {
+      if (exited) return;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 7000);
+      await exit;
+      clearTimeout(t);
+    },
+  };
+  return Promise.all(ports.map((p) => waitForPort(p, 15_000, () => !exited))).then(
+    () => server,
+    async (err: unknown) => {
+      await server.stop();
+      throw new Error(`${cmd} did not start: ${err instanceof Error ? err.message : String(err)}\n${server.logTail()}`);
+    },
+  );
+}
+
+/**
+ * Extracts the committed HEAD (src, bin, package.json, tsconfig.json) into a temporary directory and compiles it
+ * there, node_modules symlinked. @returns the directory and the commit
+ */
+function buildHead(log: (l: string) => void): { root: string; commit: string } {
+  const commit = execFileSync('git', ['-C', REPO_ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  const root = mkdtempSync(join(tmpdir(), 'sg-bench-hls-code-'));
+  log(`building streamgate ${commit} (committed HEAD) in ${root}`);
+  execFileSync('sh', ['-c', `git -C '${REPO_ROOT}' archive HEAD src bin package.json tsconfig.json | tar -x -C '${root}'`]);
+  symlinkSync(join(REPO_ROOT, 'node_modules'), join(root, 'node_modules'));
+  // type errors (other engineers' work in progress) do not stop tsc from emitting; a missing entry point does
+  spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json')], { stdio: 'ignore' });
+  if (!existsSync(join(root, 'dist/src/cli.js'))) throw new Error(`the build of ${commit} produced no dist/src/cli.js`);
+  return { root, commit };
+}
+
+async function startStreamgate(dir: string, codeRoot: string): Promise<Server & { rtmpPort: number; hlsPort: number }> {
+  const rtmpPort = await freePort();
+  const hlsPort = await freePort();
+  const conf = join(dir, 'streamgate.yml');
+  writeFileSync(
+    conf,
+    [
+      'logLevel: warn',
+      'listeners:',
+      `  rtmp: { port: ${rtmpPort}, host: 127.0.0.1 }`,
+      `  hls: { port: ${hlsPort}, host: 127.0.0.1 }`,
+      '  rtsp: { enabled: false }',
+      '  webrtc: { enabled: false }',
+      '  sip: { enabled: false }',
+      '  api: { enabled: false }',
+      '  metrics: { enabled: false }',
+      '',
+    ].join('\n'),
+  );
+  const s = await launch(process.execPath, [join(codeRoot, 'bin/streamgate.js'), '--config', conf], dir, [rtmpPort, hlsPort]);
+  return { ...s, rtmpPort, hlsPort };
+}
+
+/** nginx-rtmp with HLS: 1 s fragments, served by nginx's own HTTP module. */
+async function startNginx(dir: string): Promise<Server & { rtmpPort: number; httpPort: number }> {
+  const rtmpPort = await freePort();
+  const httpPort = await freePort();
+  mkdirSync(join(dir, 'hls'), { recursive: true });
+  // the worker runs as nobody: it must reach and write the fragment directory (mkdtemp makes 0700 directories)
+  for (const d of [join(dir, '..'), dir]) chmodSync(d, 0o755);
+  chmodSync(join(dir, 'hls'), 0o777);
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(
+    conf,
+    [
+      `load_module ${NGINX_RTMP_MODULE};`,
+      'daemon off;',
+      'master_process on;',
+      'worker_processes 1;',
+      `pid ${join(dir, 'nginx.pid')};`,
+      `error_log ${join(dir, 'error.log')} warn;`,
+      'events { worker_connections 1024; }',
+      'rtmp {',
+      '  server {',
+      `    listen 127.0.0.1:${rtmpPort};`,
+      `    application ${APP} { live on; hls on; hls_path ${join(dir, 'hls')}; hls_fragment 1s; hls_playlist_length 6s; }`,
+      '  }',
+      '}',
+      'http {',
+      '  access_log off;',
+      `  client_body_temp_path ${join(dir, 'tmp')};`,
+      `  proxy_temp_path ${join(dir, 'tmp')};`,
+      `  fastcgi_temp_path ${join(dir, 'tmp')};`,
+      `  uwsgi_temp_path ${join(dir, 'tmp')};`,
+      `  scgi_temp_path ${join(dir, 'tmp')};`,
+      '  server {',
+      `    listen 127.0.0.1:${httpPort};`,
+      '    location /hls/ {',
+      '      types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }',
+      `      alias ${join(dir, 'hls')}/;`,
+      '      add_header Cache-Control no-cache;',
+      "      add_header Access-Control-Allow-Origin '*';",
+      '    }',
+      '  }',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  mkdirSync(join(dir, 'tmp'), { recursive: true });
+  const s = await launch(NGINX_BIN, ['-p', `${dir}/`, '-c', conf, '-e', join(dir, 'error.log')], dir, [rtmpPort, httpPort]);
+  return { ...s, rtmpPort, httpPort };
+}
+
+// ---- HTTP ----
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+
+function get(url: string): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.setTimeout(15_000, () => req.destroy(new Error(`timeout: ${url}`)));
+    req.on('error', reject);
+  });
+}
+
+// ---- probes ----
+
+/**
+ * Follows streamgate's parts one by one, always asking for the next part before it exists (the preload hint),
+ * so each answer comes the moment that part is complete.
+ */
+class LlhlsProbe {
+  readonly seen: Availability[] = [];
+  partTargetS = 0;
+  partHoldBackS = 0;
+  errors = 0;
+  private stopped = false;
+
+  constructor(private readonly base: string) {}
+
+  async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.follow();
+      } catch {
+        this.errors++;
+        await sleep(500);
+      }
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private async follow(): Promise<void> {
+    const multi = await get(`${this.base}/index.m3u8`);
+    const mediaUri = /^stream\.m3u8\?\S+$/m.exec(multi.body.toString())?.[0];
+    if (!mediaUri) throw new Error('no media playlist');
+    const sid = /s=([\w-]+)/.exec(mediaUri)![1]!;
+    const media = (await get(`${this.base}/${mediaUri}`)).body.toString();
+    this.partTargetS = Number(/PART-TARGET=([\d.]+)/.exec(media)?.[1] ?? 0);
+    this.partHoldBackS = Number(/PART-HOLD-BACK=([\d.]+)/.exec(media)?.[1] ?? 0);
+    let next = Number(/PRELOAD-HINT:TYPE=PART,URI="part(\d+)\./.exec(media)?.[1]);
+    if (!Number.isFinite(next)) throw new Error('no preload hint');
+    while (!this.stopped) {
+      const asked = wallMs();
+      const r = await get(`${this.base}/part${next}.mp4?s=${sid}`);
+      const atMs = wallMs();
+      if (r.status !== 200) throw new Error(`part ${r.status}`);
+      // an answer without waiting means we were late: its time is not when it became available
+      if (atMs - asked > 5) this.seen.push({ id: next, atMs, stamps: findStamps(r.body) });
+      next++;
+    }
+  }
+}
+
+/** Polls nginx-rtmp's playlist and records when each fragment is first listed. */
+class NginxProbe {
+  readonly seen: Availability[] = [];
+  errors = 0;
+  private stopped = false;
+  private readonly known = new Set<string>();
+  private first = true;
+
+  constructor(private readonly base: string) {}
+
+  async run(): Promise<void> {
+    while (!this.stopped) {
+      const t0 = Date.now();
+      try {
+        const r = await get(`${this.base}/${STREAM}.m3u8`);
+        if (r.status === 200) {
+          const atMs = wallMs();
+          const uris = r.body.toString().split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+          for (const uri of uris) {
+            if (this.known.has(uri)) continue;
+            this.known.add(uri);
+            if (this.first) continue; // listed before the probe looked: when is unknown
+            const seg = await get(`${this.base}/${uri}`);
+            const stamps = tsElementaryStreams(seg.body).flatMap((es) => findStamps(es));
+            this.seen.push({ id: Number(/(\d+)\.ts$/.exec(uri)?.[1] ?? -1), atMs, stamps });
+          }
+          if (uris.length > 0) this.first = false;
+        }
+      } catch {
+        this.errors++;
+      }
+      await sleep(Math.max(0, NGINX_POLL_MS - (Date.now() - t0)));
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+}
+
+function latencyStats(seen: readonly Availability[], fromMs: number, toMs: number): LatencyStats | null {
+  const within = seen.filter((a) => a.atMs >= fromMs && a.atMs <= toMs && a.stamps.length > 0);
+  if (within.length === 0) return null;
+  const perFrame: number[] = [];
+  const afterLast: number[] = [];
+  for (const a of within) {
+    for (const s of a.stamps) perFrame.push(a.atMs - s);
+    afterLast.push(a.atMs - Math.max(...a.stamps));
+  }
+  return {
+    units: within.length,
+    frames: perFrame.length,
+    perFrame: { p50: quantile(perFrame, 0.5), p95: quantile(perFrame, 0.95) },
+    afterLast: { p50: quantile(afterLast, 0.5), p95: quantile(afterLast, 0.95), max: Math.max(...afterLast) },
+    framesPerUnit: quantile(
+      within.map((a) => a.stamps.length),
+      0.5,
+    ),
+  };
+}
+
+// ---- browser ----
+
+/** The hls.js config of streamgate's player page (src/egress/hls/player.html), so the bench plays as users do. */
+function playerPageConfig(): string {
+  const html = readFileSync(join(REPO_ROOT, 'src/egress/hls/player.html'), 'utf8');
+  return /new Hls\((\{[^)]*\})\)/.exec(html)?.[1] ?? '{}';
+}
+
+const PAGE = (src: string, config: string): string => `<!doctype html><meta charset="utf-8"><video id="v" muted autoplay playsinline></video>
+<script src="hls.min.js"></script>
+<script>
+  'use strict';
+  const video = document.getElementById('v');
+  const marks = [];
+  const bench = { samples: [], errors: [], stalls: 0 };
+  window.__bench = bench;
+  const hls = new Hls(${config});
+  hls.on(Hls.Events.FRAG_PARSING_USERDATA, (_e, data) => {
+    for (const s of data.samples) if (s.uuid === '${STAMP_UUID_HLSJS}') marks.push([s.pts, Number(s.userData)]);
+    marks.sort((a, b) => a[0] - b[0]);
+    if (marks.length > 3000) marks.splice(0, marks.length - 3000);
+  });
+  hls.on(Hls.Events.ERROR, (_e, d) => bench.errors.push(d.type + ':' + d.details + (d.fatal ? ' (fatal)' : '')));
+  video.addEventListener('waiting', () => bench.stalls++);
+  hls.loadSource(${JSON.stringify(src)});
+  hls.attachMedia(video);
+  video.play().catch(() => {});
+  setInterval(() => {
+    if (video.paused || video.readyState < 3) return;
+    const t = video.currentTime;
+    let m = null;
+    for (let i = marks.length - 1; i >= 0; i--) if (marks[i][0] <= t + 1e-3) { m = marks[i]; break; }
+    if (!m) return;
+    const now = Date.now();
+    bench.samples.push({ at: now, t, g2g: now - (m[1] + (t - m[0]) * 1000), latency: hls.latency, pdt: hls.playingDate ? now - hls.playingDate.getTime() : null });
+  }, 100);
+</script>`;
+
+/** Plays `src` with hls.js (`config`: a JS object literal) in headless Chromium and samples its latency. */
+async function measureBrowser(origin: string, src: string, config: string, log: (l: string) => void): Promise<BrowserStats> {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    const page = await browser.newPage();
+    const hlsJs = readFileSync(join(REPO_ROOT, 'node_modules/hls.js/dist/hls.min.js'));
+    await page.route(`${origin}/__bench__/**`, (route) => {
+      const url = route.request().url();
+      if (url.endsWith('/hls.min.js')) return route.fulfill({ status: 200, contentType: 'application/javascript', body: hlsJs });
+      return route.fulfill({ status: 200, contentType: 'text/html', body: PAGE(src, config) });
+    });
+    await page.goto(`${origin}/__bench__/player.html`);
+    type Sample = { at: number; t: number; g2g: number; latency: number | null; pdt: number | null };
+    type Bench = { samples: Sample[]; errors: string[]; stalls: number };
+    const read = (): Promise<Bench> => page.evaluate(() => (globalThis as unknown as { __bench: Bench }).__bench);
+    const deadline = Date.now() + 20_000;
+    while ((await read()).samples.length === 0) {
+      if (Date.now() > deadline) throw new Error(`hls.js did not play ${src}: ${(await read()).errors.join('; ')}`);
+      await sleep(250);
+    }
+    await sleep(BROWSER_WARMUP_MS);
+    const from = Date.now();
+    const stallsBefore = (await read()).stalls;
+    await sleep(BROWSER_SAMPLE_MS);
+    const b = await read();
+    const samples = b.samples.filter((s) => s.at >= from);
+    const g2g = samples.map((s) => s.g2g);
+    const pdts = samples.map((s) => s.pdt).filter((x): x is number => x !== null);
+    const out: BrowserStats = {
+      samples: samples.length,
+      g2g: { p50: quantile(g2g, 0.5), p95: quantile(g2g, 0.95) },
+      hlsLatency: quantile(
+        samples.map((s) => s.latency ?? NaN).filter((x) => Number.isFinite(x)),
+        0.5,
+      ),
+      pdt: pdts.length > 0 ? quantile(pdts, 0.5) : null,
+      stalls: b.stalls - stallsBefore,
+      errors: [...new Set(b.errors)].slice(0, 5),
+    };
+    log(`  hls.js ${config} ${src}: publisher→screen p50 ${out.g2g.p50.toFixed(0)} ms, p95 ${out.g2g.p95.toFixed(0)} ms; hls.latency ${out.hlsLatency.toFixed(2)} s; stalls ${out.stalls}`);
+    return out;
+  } finally {
+    await browser.close();
+  }
+}
+
+// ---- load ----
+
+class LoadProcess {
+  private readonly child: ChildProcess;
+  private readonly waiting: ((m: FromLoad) => void)[] = [];
+  constructor() {
+    this.child = fork(fileURLToPath(new URL('./hls-load.js', import.meta.url)), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child.on('message', (m: FromLoad) => this.waiting.shift()?.(m));
+  }
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+  request<T extends FromLoad['type']>(msg: ToLoad, expect: T): Promise<Extract<FromLoad, { type: T }>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`load process: no ${expect}`)), 30_000);
+      this.waiting.push((m) => {
+        clearTimeout(timer);
+        if (m.type === expect) resolve(m as Extract<FromLoad, { type: T }>);
+        else reject(new Error(`load process: got ${m.type}, wanted ${expect}`));
+      });
+      this.child.send(msg);
+    });
+  }
+  /** Sends a message that has no answer. */
+  post(msg: ToLoad): void {
+    this.child.send(msg);
+  }
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.send({ type: 'stop' } satisfies ToLoad);
+    const t = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await gone;
+    clearTimeout(t);
+  }
+}
+
+async function loadStep(n: number, base: string, serverPid: number, probe: LlhlsProbe, opts: HlsBenchOptions, log: (l: string) => void): Promise<LoadStep> {
+  const load = new LoadProcess();
+  try {
+    await load.request({ type: 'start', base, clients: n, rampMs: RAMP_MS }, 'started');
+    await sleep(RAMP_MS + SETTLE_MS);
+    const pids = processTree(serverPid);
+    const rssStart = rssBytes(pids);
+    let rssMax = rssStart;
+    const cpu0 = cpuSeconds(pids);
+    const t0 = wallMs();
+    load.post({ type: 'mark' });
+    const until = Date.now() + opts.seconds * 1000;
+    while (Date.now() < until) {
+      await sleep(500);
+      rssMax = Math.max(rssMax, rssBytes(processTree(serverPid)));
+    }
+    const { window } = await load.request({ type: 'collect' }, 'window');
+    const t1 = wallMs();
+    const cpu = cpuSeconds(processTree(serverPid)) - cpu0;
+    const seconds = (t1 - t0) / 1000;
+    // a part is fetched in time when a player PART-HOLD-BACK behind the live edge has it before it must play it
+    const lastStamp = new Map<number, number>();
+    for (const a of probe.seen) if (a.stamps.length > 0) lastStamp.set(a.id, Math.max(...a.stamps));
+    const lags: number[] = [];
+    let unknown = 0;
+    for (let i = 0; i < window.parts.length; i += 2) {
+      const last = lastStamp.get(window.parts[i]!);
+      if (last === undefined) unknown++;
+      else lags.push(window.parts[i + 1]! - last);
+    }
+    const holdBackMs = probe.partHoldBackS * 1000;
+    const inTime = lags.filter((l) => l <= holdBackMs).length / Math.max(1, lags.length + unknown);
+    const step: LoadStep = {
+      clients: n,
+      window,
+      seconds,
+      cpuPercent: (cpu / seconds) * 100,
+      rssMb: rssMax / 2 ** 20,
+      rssStartMb: rssStart / 2 ** 20,
+      partsFetched: lags.length + unknown,
+      inTime,
+      lag: { p50: quantile(lags, 0.5), p95: quantile(lags, 0.95) },
+      probe: latencyStats(probe.seen, t0, t1),
+    };
+    const errs = Object.entries(window.errors).map(([k, v]) => `${k}×${v}`).join(', ') || 'none';
+    log(
+      `  N=${n}: server CPU ${step.cpuPercent.toFixed(0)} %, RSS ${step.rssMb.toFixed(0)} MB; ${window.running}/${n} clients running; ` +
+        `${(step.partsFetched / seconds).toFixed(0)} parts/s, ${(window.playlistRequests / seconds).toFixed(0)} playlists/s; ` +
+        `in time ${(inTime * 100).toFixed(1)} %; lag p50 ${step.lag.p50.toFixed(0)} / p95 ${step.lag.p95.toFixed(0)} ms; errors ${errs}`,
+    );
+    return step;
+  } finally {
+    await load.stop();
+  }
+}
+
+/** Runs the benchmark (servers, publisher, probes, browser, load steps). */
+export async function runHls(opts: HlsBenchOptions, log: (line: string) => void): Promise<HlsBenchResult> {
+  const notes: string[] = [];
+  const source = prepareHlsSource();
+  const dir = mkdtempSync(join(tmpdir(), 'sg-bench-hls-'));
+  const servers: Server[] = [];
+  let publisher: StampingPublisher | undefined;
+  const probes: { stop(): void }[] = [];
+  const cleanup: string[] = [dir];
+  try {
+    mkdirSync(join(dir, 'streamgate'), { recursive: true });
+    let codeRoot = REPO_ROOT;
+    if (opts.code === 'head') {
+      const built = buildHead(log);
+      codeRoot = built.root;
+      cleanup.push(built.root);
+      notes.push(`streamgate built from commit ${built.commit}`);
+    }
+    const sg = await startStreamgate(join(dir, 'streamgate'), codeRoot);
+    servers.push(sg);
+    const targets = [{ label: 'streamgate', port: sg.rtmpPort, app: APP, stream: STREAM }];
+    let ng: (Server & { rtmpPort: number; httpPort: number }) | undefined;
+    if (opts.nginx) {
+      if (existsSync(NGINX_BIN) && existsSync(NGINX_RTMP_MODULE)) {
+        mkdirSync(join(dir, 'nginx'), { recursive: true });
+        ng = await startNginx(join(dir, 'nginx'));
+        servers.push(ng);
+        targets.push({ label: 'nginx-rtmp', port: ng.rtmpPort, app: APP, stream: STREAM });
+      } else {
+        notes.push('nginx-rtmp not installed: no reference figures');
+      }
+    }
+    log(`publishing ${source} to ${targets.map((t) => t.label).join(' and ')}`);
+    publisher = await startStampingPublisher(source, targets);
+    await sleep(1500);
+    const sgBase = `http://127.0.0.1:${sg.hlsPort}/${APP}/${STREAM}`;
+    const probe = new LlhlsProbe(sgBase);
+    probes.push(probe);
+    void probe.run();
+    let nginxProbe: NginxProbe | undefined;
+    if (ng) {
+      nginxProbe = new NginxProbe(`http://127.0.0.1:${ng.httpPort}/hls`);
+      probes.push(nginxProbe);
+      void nginxProbe.run();
+    }
+
+    // latency with the probes (and the browser, when enabled) as the only clients
+    const idleFrom = wallMs();
+    const browser: HlsBenchResult['browser'] = [];
+    if (opts.browser && existsSync(CHROMIUM)) {
+      log('hls.js in headless Chromium');
+      // streamgate as its player page plays it, then with hls.js's defaults; nginx-rtmp with the defaults
+      const plays: [string, string, string, string][] = [
+        ['streamgate', playerPageConfig(), `http://127.0.0.1:${sg.hlsPort}`, `${sgBase}/index.m3u8`],
+        ['streamgate', '{}', `http://127.0.0.1:${sg.hlsPort}`, `${sgBase}/index.m3u8`],
+      ];
+      if (ng) plays.push(['nginx-rtmp', '{}', `http://127.0.0.1:${ng.httpPort}`, `http://127.0.0.1:${ng.httpPort}/hls/${STREAM}.m3u8`]);
+      for (const [server, config, origin, src] of plays) {
+        try {
+          browser.push({ server, config, stats: await measureBrowser(origin, src, config, log) });
+        } catch (e) {
+          browser.push({ server, config, stats: null, error: e instanceof Error ? e.message.split('\n')[0]! : String(e) });
+        }
+      }
+    } else {
+      if (opts.browser) notes.push(`${CHROMIUM} not installed: no hls.js figures`);
+      await sleep(20_000);
+    }
+    const idleTo = wallMs();
+    const idle = { streamgate: latencyStats(probe.seen, idleFrom, idleTo), nginx: nginxProbe ? latencyStats(nginxProbe.seen, idleFrom, idleTo) : null };
+    const fmt = (s: LatencyStats | null): string =>
+      s ? `frame→downloadable p50 ${s.perFrame.p50.toFixed(0)} / p95 ${s.perFrame.p95.toFixed(0)} ms; after last frame p50 ${s.afterLast.p50.toFixed(0)} / p95 ${s.afterLast.p95.toFixed(0)} ms (${s.units} units)` : 'no data';
+    log(`  streamgate parts: ${fmt(idle.streamgate)}`);
+    if (nginxProbe) log(`  nginx-rtmp fragments: ${fmt(idle.nginx)}${nginxProbe.errors ? ` (${nginxProbe.errors} probe errors)` : ''}`);
+    for (const e of publisher.errors()) log(`  publisher: ${e}`);
+    if (ng && !idle.nginx) log(`  nginx log: ${ng.logTail()}`);
+    // the load steps measure streamgate only: stop nginx so it does not take CPU from it
+    nginxProbe?.stop();
+    if (ng) await ng.stop();
+
+    const load: LoadStep[] = [];
+    for (const n of opts.clients) {
+      log(`load: ${n} LL-HLS clients (ramp ${RAMP_MS / 1000} s, window ${opts.seconds} s)`);
+      load.push(await loadStep(n, sgBase, sg.pid, probe, opts, log));
+      await sleep(2000);
+    }
+    const errs = publisher.errors();
+    if (errs.some((e) => e.startsWith('streamgate'))) notes.push(`publisher: ${errs.join('; ')}`);
+    if (probe.errors > 0) notes.push(`the part probe restarted ${probe.errors} times`);
+    return { options: opts, partTargetS: probe.partTargetS, partHoldBackS: probe.partHoldBackS, idle, browser, load, notes };
+  } finally {
+    for (const p of probes) p.stop();
+    publisher?.stop();
+    agent.destroy();
+    for (const s of servers) await s.stop();
+    for (const d of cleanup) rmSync(d, { recursive: true, force: true });
+  }
+}
+
+// ---- report ----
+
+const ms = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(0)} ms` : '–');
+
+/** The Markdown section body (without the heading). */
+export function renderHls(r: HlsBenchResult): string {
+  const o = r.options;
+  const lines: string[] = [];
+  lines.push(
+    `Source: 640×360 30 fps H.264 (1 s GOP, no B-frames, 1 Mbit/s) + AAC, published in real time over RTMP by a Node publisher that stamps every video frame with its send time (SEI); streamgate with its default HLS settings (LL-HLS, 1 s segments, 200 ms parts: PART-TARGET ${r.partTargetS} s, PART-HOLD-BACK ${r.partHoldBackS} s). ${o.nginx ? 'nginx-rtmp gets the same frames at the same moment (`hls_fragment 1s`).' : ''}`,
+    '',
+    '**Latency** (only the probes and the browser as clients). "Downloadable" for streamgate is when a request for the preload-hinted part, made before the part exists, completes (the server holds it until the part is complete; a blocking playlist reload is answered in the same event-loop turn); for nginx-rtmp, the first time a fragment is listed in its playlist (polled every 25 ms). Times are publisher send → downloadable on one clock; on loopback, send ≈ arrival at the gateway.',
+    '',
+    '| server | unit | frames/unit | frame → downloadable p50 / p95 | last frame → downloadable p50 / p95 / max | units |',
+    '|---|---|---:|---:|---:|---:|',
+  );
+  const row = (name: string, unit: string, s: LatencyStats | null): void => {
+    if (!s) lines.push(`| ${name} | ${unit} | – | – | – | 0 |`);
+    else lines.push(`| ${name} | ${unit} | ${s.framesPerUnit} | ${ms(s.perFrame.p50)} / ${ms(s.perFrame.p95)} | ${ms(s.afterLast.p50)} / ${ms(s.afterLast.p95)} / ${ms(s.afterLast.max)} | ${s.units} |`);
+  };
+  row('streamgate', 'LL-HLS part', r.idle.streamgate);
+  if (o.nginx) row('nginx-rtmp', 'HLS fragment', r.idle.nginx);
+  const sgOk = r.idle.streamgate && r.idle.streamgate.afterLast.p95 <= 250;
+  lines.push('', `Target "part available ≤ 250 ms after its last frame": ${r.idle.streamgate ? `${sgOk ? 'met' : 'NOT met'} at p95 (${ms(r.idle.streamgate.afterLast.p95)})` : 'not measured'}.`);
+  lines.push(
+    '',
+    `**hls.js ${hlsJsVersion()} in headless Chromium** (${BROWSER_SAMPLE_MS / 1000} s sampled every 100 ms after ${BROWSER_WARMUP_MS / 1000} s of play; \`{}\` = hls.js defaults, which include low-latency mode): publisher → screen = now − send time of the frame at \`currentTime\` (stamps from hls.js's FRAG_PARSING_USERDATA); \`hls.latency\` is hls.js's own estimate (distance to the live edge it knows, without the server's part building); PDT = now − \`hls.playingDate\` (streamgate dates media by its arrival).`,
+    '',
+    '| server | hls.js config | publisher → screen p50 / p95 | hls.latency p50 | now − PDT p50 | stalls | hls.js errors |',
+    '|---|---|---:|---:|---:|---:|---|',
+  );
+  for (const b of r.browser) {
+    const st = b.stats;
+    if (!st) lines.push(`| ${b.server} | \`${b.config}\` | – | – | – | – | ${b.error ?? 'failed'} |`);
+    else lines.push(`| ${b.server} | \`${b.config}\` | ${ms(st.g2g.p50)} / ${ms(st.g2g.p95)} | ${Number.isFinite(st.hlsLatency) ? `${st.hlsLatency.toFixed(2)} s` : '–'} | ${st.pdt === null ? '–' : ms(st.pdt)} | ${st.stalls} | ${st.errors.join(', ') || 'none'} |`);
+  }
+  const page = r.browser.find((b) => b.server === 'streamgate' && b.stats);
+  if (page?.stats) {
+    lines.push('', `Target "hls.js latency ≤ 1.5 s" (streamgate's player page config): ${page.stats.g2g.p95 <= 1500 ? 'met' : 'NOT met'} at p95 (publisher → screen p50 ${ms(page.stats.g2g.p50)}, p95 ${ms(page.stats.g2g.p95)}).`);
+  }
+  lines.push(
+    '',
+    `**Load** (streamgate only; nginx stopped): N LL-HLS clients in one separate Node process (node:http keep-alive), each like hls.js: blocking reload for the next part with \`_HLS_msn\`/\`_HLS_part\`/\`_HLS_skip=YES\`, then every new part. Clients start over ${RAMP_MS / 1000} s, settle ${SETTLE_MS / 1000} s, then ${o.seconds} s are measured. "In time" = a client had the part within PART-HOLD-BACK (${r.partHoldBackS} s) of the part's last frame being sent, so a player at the hold-back distance never waits for it. CPU is % of one core (the machine has ${cpus().length}, shared with the load process and the publisher); RSS is the peak of the server process.`,
+    '',
+    '| clients | server CPU | server RSS (start → peak) | running | parts/s | playlists/s | in time | part lag p50 / p95 | probe: last frame → part p50 / p95 | errors |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  );
+  for (const s of r.load) {
+    const errs = Object.entries(s.window.errors).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none';
+    lines.push(
+      `| ${s.clients} | ${s.cpuPercent.toFixed(0)} % | ${s.rssStartMb.toFixed(0)} → ${s.rssMb.toFixed(0)} MB | ${s.window.running} | ${(s.partsFetched / s.seconds).toFixed(0)} | ${(s.window.playlistRequests / s.seconds).toFixed(0)} | ${(s.inTime * 100).toFixed(1)} % | ${ms(s.lag.p50)} / ${ms(s.lag.p95)} | ${s.probe ? `${ms(s.probe.afterLast.p50)} / ${ms(s.probe.afterLast.p95)}` : '–'} | ${errs}${s.window.restarts ? `; ${s.window.restarts} restarts` : ''} |`,
+    );
+  }
+  if (r.notes.length > 0) lines.push('', ...r.notes.map((n) => `- note: ${n}`));
+  return lines.join('\n');
+}
+
+function hlsJsVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules/hls.js/package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
+
+/** The run.ts entry (`npm run bench -- --only hls`): `--readers` are the client counts, `--seconds` the window. */
+export const hlsBenchmark: Benchmark = {
+  title: 'HLS / LL-HLS (issue 4)',
+  async run(args: BenchArgs, log) {
+    const opts: HlsBenchOptions = {
+      clients: args.readers.filter((n) => n > 0),
+      seconds: args.seconds,
+      nginx: args.servers.includes('nginx'),
+      browser: true,
+      code: 'head',
+    };
+    return renderHls(await runHls(opts, log));
+  },
+};
+
+// ---- standalone: node dist/bench/hls.js ----
+
+const USAGE = `usage: node dist/bench/hls.js [options]   (wrap in: flock /tmp/streamgate-bench.lock …)
+
+  --clients LIST   concurrent LL-HLS clients per load step (default 100,500,1000)
+  --seconds S      measurement window per load step (default 20)
+  --no-nginx       skip the nginx-rtmp reference
+  --no-browser     skip hls.js in Chromium
+  --worktree       run dist/ of the work tree instead of a clean build of the committed HEAD
+  --no-write       print only, leave BENCHMARKS.md alone
+  -h, --help       this text`;
+
+const SECTION = 'hls';
+
+function writeSection(body: string): void {
+  const file = join(REPO_ROOT, 'BENCHMARKS.md');
+  const start = `<!-- bench:${SECTION}:start -->`;
+  const end = `<!-- bench:${SECTION}:end -->`;
+  const block = `${start}\n${body}\n${end}`;
+  // read right before writing: other benchmarks write their own sections of the same file
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + end.length);
+  else text = `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(file, text);
+}
+
+function tool(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.replace(/ Copyright.*/, '').trim() || `${cmd}: not found`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      clients: { type: 'string', default: '100,500,1000' },
+      seconds: { type: 'string', default: '20' },
+      'no-nginx': { type: 'boolean', default: false },
+      'no-browser': { type: 'boolean', default: false },
+      'no-write': { type: 'boolean', default: false },
+      worktree: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  const clients = values.clients.split(',').map((x) => Number(x.trim()));
+  const seconds = Number(values.seconds);
+  // --clients 0: no load steps
+  if (clients.some((n) => !Number.isInteger(n) || n < 0) || !(seconds > 0)) {
+    console.error(USAGE);
+    process.exit(2);
+  }
+  const began = new Date();
+  const log = (l: string): void => console.log(l);
+  log(`== HLS / LL-HLS (issue 4)`);
+  const result = await runHls({ clients: clients.filter((n) => n > 0), seconds, nginx: !values['no-nginx'], browser: !values['no-browser'], code: values.worktree ? 'worktree' : 'head' }, log);
+  const took = Math.round((Date.now() - began.getTime()) / 1000);
+  const argv = process.argv.slice(2).join(' ');
+  const section = [
+    `## ${hlsBenchmark.title}`,
+    '',
+    `- command: \`flock /tmp/streamgate-bench.lock node dist/bench/hls.js${argv ? ` ${argv}` : ''}\` after \`npx tsc -p .\` (took ${took} s)`,
+    `- date: ${began.toISOString().replace(/\.\d+Z$/, 'Z')}`,
+    `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared)`,
+    `- code: streamgate at ${tool('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'])}; Node ${process.version}; ${tool(NGINX_BIN, ['-v'])} with libnginx-mod-rtmp; ${tool(CHROMIUM, ['--version'])}`,
+    '',
+    renderHls(result),
+  ].join('\n');
+  console.log(`\n${section}\n`);
+  if (!values['no-write']) {
+    writeSection(section);
+    console.log('written to BENCHMARKS.md');
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();
