@@ -3,6 +3,8 @@ import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { hlsBenchmark } from './hls.js';
 import { renderFanout, runFanout, type FanoutOptions } from './rtmp-fanout.js';
 import { NGINX_BIN, REPO_ROOT, SERVERS, type ServerKind } from './servers.js';
 
@@ -30,6 +32,8 @@ export interface BenchArgs {
 /** A benchmark: runs, logs progress, returns its Markdown section (without the heading). */
 export interface Benchmark {
   title: string;
+  /** false: only with `--only` (keeps the default `npm run bench` within about 10 minutes) */
+  inDefaultRun?: boolean;
   run(args: BenchArgs, log: (line: string) => void): Promise<string>;
 }
 
@@ -42,11 +46,20 @@ const BENCHMARKS: Record<string, Benchmark> = {
       return renderFanout(results, opts);
     },
   },
+  hls: { ...hlsBenchmark, inDefaultRun: false },
 };
+
+/**
+ * Benchmarks on this shared 2-core machine take turns: every run holds this lock (bench/hls.ts's standalone runs
+ * take it with `flock` too), so two benchmarks never measure each other's load.
+ */
+const LOCK_FILE = '/tmp/streamgate-bench.lock';
+const LOCK_HELD_ENV = 'STREAMGATE_BENCH_LOCK_HELD';
 
 const USAGE = `usage: npm run bench -- [options]
 
-  --only NAMES             benchmarks to run, comma-separated (${Object.keys(BENCHMARKS).join(', ')}); default all
+  --only NAMES             benchmarks to run, comma-separated (${Object.keys(BENCHMARKS).join(', ')});
+                           default: ${defaultNames().join(', ')}
   --readers LIST           reader counts (default 1,100,500,1000)
   --seconds S              steady measurement window per run (default 20)
   --servers LIST           streamgate,nginx,nms (default all three)
@@ -82,7 +95,7 @@ function parse(argv: string[]): { only: string[]; args: BenchArgs; write: boolea
     strict: true,
   });
   if (values.help) return null;
-  const only = values.only ? values.only.split(',').map((s) => s.trim()) : Object.keys(BENCHMARKS);
+  const only = values.only ? values.only.split(',').map((s) => s.trim()) : defaultNames();
   for (const o of only) if (!BENCHMARKS[o]) throw new Error(`--only: unknown benchmark "${o}" (known: ${Object.keys(BENCHMARKS).join(', ')})`);
   const servers = values.servers.split(',').map((s) => s.trim());
   for (const s of servers) if (!(s in SERVERS)) throw new Error(`--servers: unknown server "${s}" (known: ${Object.keys(SERVERS).join(', ')})`);
@@ -143,6 +156,23 @@ function writeSection(name: string, body: string): void {
   writeFileSync(file, text);
 }
 
+function defaultNames(): string[] {
+  return Object.keys(BENCHMARKS).filter((k) => BENCHMARKS[k]!.inDefaultRun !== false);
+}
+
+/** Runs this script again under `flock` (waiting for any other benchmark); false when flock is not installed. */
+function runUnderLock(): boolean {
+  if (process.env[LOCK_HELD_ENV]) return false;
+  if (spawnSync('flock', ['-n', LOCK_FILE, 'true']).status === 1) console.log(`waiting for ${LOCK_FILE}: another benchmark is running …`);
+  const r = spawnSync('flock', [LOCK_FILE, process.execPath, ...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+    env: { ...process.env, [LOCK_HELD_ENV]: '1' },
+  });
+  if (r.error) return false;
+  process.exitCode = r.status ?? 1;
+  return true;
+}
+
 async function main(): Promise<void> {
   let parsed: ReturnType<typeof parse>;
   try {
@@ -155,6 +185,7 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
+  if (runUnderLock()) return;
   const argv = process.argv
     .slice(2)
     .map((a) => (/^[\w,.=\/-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
