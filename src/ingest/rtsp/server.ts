@@ -447,8 +447,9 @@ export class RtspConnection implements Session {
           this.record(a.tracks);
           break;
         case 'pause':
+          // a paused reader gets nothing until PLAY; a paused publisher keeps its stream until RECORD or timeout
           if (this.player) this.player.paused = true;
-          this.state = 'prePlay';
+          this.state = this.publishing ? 'preRecord' : 'prePlay';
           break;
         case 'teardown':
           this.stopMedia('TEARDOWN');
@@ -565,6 +566,12 @@ export class RtspConnection implements Session {
 
   private record(tracks: RtspSetupTrack[]): void {
     let actions: RtspServerAction[];
+    if (this.toBus) {
+      // RECORD after PAUSE: the same publisher resumes on the same timeline
+      this.state = 'record';
+      this.run(this.session.resolve({ ok: true }, Date.now()));
+      return;
+    }
     try {
       const desc = this.session.description;
       if (!this.stream || !desc) throw new ParseError('rtsp', 'RECORD without ANNOUNCE');

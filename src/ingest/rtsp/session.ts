@@ -6,7 +6,12 @@
  * `resolve()`. Requests that arrive while such a step is pending wait in a bounded queue.
  *
  *   initial ──DESCRIBE/SETUP──▶ prePlay ──PLAY──▶ play ──PAUSE──▶ prePlay
- *      └──ANNOUNCE──▶ preRecord ──RECORD──▶ record          (TEARDOWN: back to initial)
+ *      └──ANNOUNCE──▶ preRecord ──RECORD──▶ record ──PAUSE──▶ preRecord      (TEARDOWN: back to initial)
+ *
+ * Requests the state table of RFC 2326 Appendix A.1 does not allow get 455 Method Not Valid in This State with
+ * an Allow header (§11.3.6); SETUP of the aggregate URL of a several-media session gets 459 Aggregate Operation
+ * Not Allowed (§11.3.10), and PLAY/PAUSE/RECORD of one media's URL in such a session 460 Only Aggregate
+ * Operation Allowed (§11.3.11): the session's media start and stop together.
  */
 import {
   AuthError,
@@ -349,8 +354,10 @@ export class RtspServerSession {
         case 'RECORD':
           return this.playOrRecord(req, cseq, 'record');
         case 'PAUSE':
-          this.allow(req, ['prePlay', 'play']);
-          if (this.state === 'play') this.state = 'prePlay';
+          // RFC 2326 A.1: Playing → Ready, Recording → Ready; not valid before PLAY/RECORD
+          this.allow(req, ['play', 'record']);
+          this.aggregateOnly(req);
+          this.state = this.state === 'play' ? 'prePlay' : 'preRecord';
           return [this.send(req.method, 200, this.headers(cseq)), { type: 'pause' }];
         case 'TEARDOWN': {
           const h = this.headers(cseq);
@@ -370,6 +377,15 @@ export class RtspServerSession {
 
   private allow(req: RtspRequest, states: RtspServerState[]): void {
     if (!states.includes(this.state)) throw new StateError(this.state, states, req.method);
+  }
+
+  /** 460 when `req` names one media of a session that SETUP several: they play or record only together. */
+  private aggregateOnly(req: RtspRequest): void {
+    if (this.tracks.length < 2) return;
+    const key = urlKey(req.url);
+    if (key === null || key === urlKey(this.baseUrl)) return;
+    const t = this.tracks.find((x) => urlKey(controlUrl(this.baseUrl, this.controls[x.media])) === key);
+    if (t) throw new ProtocolError(460, `${req.method} of media ${t.media} alone: this session's ${this.tracks.length} media only play or record together`);
   }
 
   private pathRequest(req: RtspRequest, path: string, query: string): RtspPathRequest {
@@ -424,8 +440,11 @@ export class RtspServerSession {
     for (let i = 0; i < this.controls.length; i++) {
       if (urlKey(controlUrl(this.baseUrl, this.controls[i])) === key) return i;
     }
-    // a single-media session may be SETUP with the aggregate URL itself
-    if (this.controls.length === 1 && urlKey(this.baseUrl) === key) return 0;
+    if (urlKey(this.baseUrl) === key) {
+      // a single-media session may be SETUP with the aggregate URL itself (RFC 2326 C.1.1)
+      if (this.controls.length === 1) return 0;
+      throw new ProtocolError(459, `SETUP of the aggregate URL of a session with ${this.controls.length} media: SETUP each media's control URL`);
+    }
     throw new ProtocolError(404, `SETUP URL '${url.slice(0, 120)}' names no media of this session`);
   }
 
@@ -445,6 +464,11 @@ export class RtspServerSession {
     const value = req.headers.get('transport');
     if (value === undefined) throw new ProtocolError(461, 'SETUP without Transport header');
     const offers = parseTransports(value);
+    const recording = this.state === 'preRecord';
+    if (offers.length > 0 && offers.every((o) => (o.mode === 'record') !== recording)) {
+      // Transport mode=record needs an ANNOUNCEd session, mode=play (the default, §12.39) a described one
+      throw new StateError(this.state, recording ? ['initial', 'prePlay'] : ['preRecord'], `SETUP with Transport mode=${recording ? 'play' : 'record'}`);
+    }
     const chosen = this.chooseTransport(offers, media);
     if (!chosen) throw new ProtocolError(461, `no acceptable transport in '${value.slice(0, 200)}'`);
     this.tracks.push({ media, transport: chosen.transport });
@@ -452,7 +476,6 @@ export class RtspServerSession {
     if (this.state === 'initial') this.state = 'prePlay';
     const h = this.headers(cseq);
     h.set('Transport', serializeTransport(chosen.answer));
-    h.set('Session', serializeSessionHeader({ id: this.opts.sessionId, timeoutSec: this.opts.sessionTimeoutSec }));
     return [this.send(req.method, 200, h)];
   }
 
@@ -492,8 +515,10 @@ export class RtspServerSession {
   }
 
   private playOrRecord(req: RtspRequest, cseq: number, what: 'play' | 'record'): RtspServerAction[] {
-    if (what === 'play' && this.state === 'play') return [this.send(req.method, 200, this.headers(cseq))]; // a seek/refresh
-    this.allow(req, [what === 'play' ? 'prePlay' : 'preRecord']);
+    this.allow(req, what === 'play' ? ['prePlay', 'play'] : ['preRecord', 'record']);
+    this.aggregateOnly(req);
+    // Playing + PLAY → Playing, Recording + RECORD → Recording (RFC 2326 A.1): a seek or refresh, nothing to do
+    if (this.state === what) return [this.send(req.method, 200, this.headers(cseq))];
     if (this.tracks.length === 0) throw new ProtocolError(455, `${req.method} before any SETUP`);
     this.pending = { req, cseq, kind: what };
     const s = splitRtspUrl(req.url);
@@ -505,7 +530,8 @@ export class RtspServerSession {
       ['CSeq', String(cseq)],
       ['Server', this.opts.serverName],
     ]);
-    if (this.established) h.set('Session', this.opts.sessionId);
+    // the timeout on every answer of the session, so a client learns it whichever answer it reads it from
+    if (this.established) h.set('Session', serializeSessionHeader({ id: this.opts.sessionId, timeoutSec: this.opts.sessionTimeoutSec }));
     return h;
   }
 
@@ -533,7 +559,7 @@ export class RtspServerSession {
       prePlay: ['DESCRIBE', 'SETUP', 'PLAY'],
       play: ['PLAY', 'PAUSE'],
       preRecord: ['SETUP', 'RECORD'],
-      record: [],
+      record: ['RECORD', 'PAUSE'],
     };
     return [...common, ...byState[this.state]].join(', ');
   }

@@ -14,7 +14,7 @@ import { startRtmpServer, type RtmpServer } from '../../../src/ingest/rtmp/serve
 import { RtmpPlaySink } from '../../../src/egress/rtmp/from-bus.js';
 import { startRtspServer, type RtspServer } from '../../../src/ingest/rtsp/server.js';
 import { rtspEgress } from '../../../src/egress/rtsp/from-bus.js';
-import { RtspParser, type RtspMessage } from '../../../src/ingest/rtsp/message.js';
+import { RtspParser, type RtspMessage, type RtspResponse } from '../../../src/ingest/rtsp/message.js';
 import { isRfc3550Compound, parseRtcp } from '../../../src/media/rtp/rtcp.js';
 import { freeUdpPair } from '../../helpers/gateway.js';
 import { ffmpegPublish, ffprobeStreams, hasCommand, run, waitFor } from '../../helpers/media-tools.js';
@@ -311,6 +311,35 @@ describe('RTSP server bad input', () => {
     assert.equal(bad[0]?.kind === 'response' && bad[0].status, 400);
   });
 
+  it('a publisher PAUSEs and RECORDs again on the same stream; PAUSE before RECORD → 455; SETUP of the aggregate → 459', async () => {
+    const c = await rtspClient(env.rtsp.port);
+    const url = `rtsp://127.0.0.1:${env.rtsp.port}/live/pausing`;
+    const sdp =
+      'v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n' +
+      'm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:streamid=0\r\n' +
+      'm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1210\r\na=control:streamid=1\r\n';
+    assert.equal((await c.send('ANNOUNCE', url, ['Content-Type: application/sdp'], sdp)).status, 200);
+    assert.equal((await c.send('SETUP', url, ['Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record'])).status, 459);
+    const setup = await c.send('SETUP', `${url}/streamid=0`, ['Transport: RTP/AVP/TCP;unicast;interleaved=0-1;mode=record']);
+    assert.equal(setup.status, 200);
+    assert.match(setup.headers.get('session') ?? '', /;timeout=60$/);
+    c.session = setup.headers.get('session')?.split(';')[0] ?? '';
+    assert.equal((await c.send('SETUP', `${url}/streamid=1`, ['Transport: RTP/AVP/TCP;unicast;interleaved=2-3;mode=record'])).status, 200);
+    const early = await c.send('PAUSE', url);
+    assert.equal(early.status, 455);
+    assert.match(early.headers.get('allow') ?? '', /RECORD/);
+    assert.equal((await c.send('RECORD', url)).status, 200);
+    const session = [...env.registry.sessions.values()].find((x) => x.protocol === 'rtsp' && x.path === 'live/pausing');
+    assert.equal(session?.state, 'record');
+    assert.equal((await c.send('PAUSE', url)).status, 200);
+    assert.equal(session?.state, 'preRecord');
+    assert.equal((await c.send('GET_PARAMETER', url)).status, 200);
+    assert.equal((await c.send('RECORD', url)).status, 200);
+    assert.equal(session?.state, 'record');
+    assert.equal(env.registry.paths.get('live/pausing')?.publisher, session, 'still the publisher of its path');
+    c.close();
+  });
+
   it('interleaved frames for unknown channels and UDP from unknown addresses are dropped and counted', async () => {
     const r = await exchange(env.rtsp.port, Buffer.concat([Buffer.from([0x24, 9, 0, 2, 1, 2]), Buffer.from('OPTIONS * RTSP/1.0\r\nCSeq: 5\r\n\r\n')]));
     assert.equal(r[0]?.kind === 'response' && r[0].status, 200);
@@ -320,3 +349,32 @@ describe('RTSP server bad input', () => {
     s.close();
   });
 });
+
+/** A raw RTSP client on one TCP connection: requests in order, each resolving with its response. */
+async function rtspClient(port: number): Promise<{
+  session: string;
+  send(method: string, url: string, headers?: string[], body?: string): Promise<RtspResponse>;
+  close(): void;
+}> {
+  const sock = net.connect(port, '127.0.0.1');
+  const parser = new RtspParser();
+  const waiting: ((r: RtspResponse) => void)[] = [];
+  sock.on('data', (d) => {
+    for (const m of parser.push(d)) if (m.kind === 'response') waiting.shift()?.(m);
+  });
+  sock.on('error', () => {});
+  await new Promise((r) => sock.once('connect', r));
+  let cseq = 0;
+  const client = {
+    session: '',
+    send(method: string, url: string, headers: string[] = [], body = ''): Promise<RtspResponse> {
+      const lines = [`${method} ${url} RTSP/1.0`, `CSeq: ${++cseq}`, ...headers];
+      if (client.session) lines.push(`Session: ${client.session}`);
+      if (body) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
+      sock.write(`${lines.join('\r\n')}\r\n\r\n${body}`);
+      return new Promise((resolve) => waiting.push(resolve));
+    },
+    close: () => sock.destroy(),
+  };
+  return client;
+}

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { AuthError, BusyError, NotFoundError, StreamgateError } from '../../../src/errors.js';
 import { parseRtpInfo, parseSessionHeader, parseTransport, RtspHeaders, RtspParser, type RtspRequest, type RtspResponse } from '../../../src/ingest/rtsp/message.js';
-import { RtspServerSession, rtspStatusOf, splitRtspUrl, type RtspServerAction } from '../../../src/ingest/rtsp/session.js';
+import { RtspServerSession, rtspStatusOf, splitRtspUrl, type RtspServerAction, type RtspServerState } from '../../../src/ingest/rtsp/session.js';
 
 const FIXTURES = new URL('../../../../test/fixtures/rtsp/', import.meta.url);
 const requestsOf = (name: string): RtspRequest[] =>
@@ -20,6 +20,43 @@ function responses(actions: RtspServerAction[]): RtspResponse[] {
 
 const session = (udp = true, sessionId = 'sess1234'): RtspServerSession =>
   new RtspServerSession({ sessionId, ...(udp ? { udpPorts: [8000, 8001] as [number, number] } : {}) }, 0);
+/** Two media, as ffmpeg ANNOUNCEs them (controls trackID=0/1 like ours, so one request table fits both roles). */
+const TWO_MEDIA_SDP =
+  'v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n' +
+  'm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:trackID=0\r\n' +
+  'm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1210\r\na=control:trackID=1\r\n';
+
+/** How far a test session goes: media 0 (of 2) SETUP, both SETUP, or both SETUP and PLAY/RECORD answered. */
+type Stage = 'one' | 'both' | 'started';
+
+/** A reader session on rtsp://h/x over UDP, up to `stage`. */
+function reading(stage: Stage): RtspServerSession {
+  const s = session();
+  s.push(req('DESCRIBE', 'rtsp://h/x', [['CSeq', '1']]), 1);
+  s.resolve({ ok: true, sdp: '', mediaCount: 2 }, 1);
+  s.push(req('SETUP', 'rtsp://h/x/trackID=0', [['CSeq', '2'], ['Transport', 'RTP/AVP;unicast;client_port=5000-5001']]), 2);
+  if (stage !== 'one') s.push(req('SETUP', 'rtsp://h/x/trackID=1', [['CSeq', '3'], ['Transport', 'RTP/AVP;unicast;client_port=5002-5003']]), 3);
+  if (stage === 'started') {
+    s.push(req('PLAY', 'rtsp://h/x', [['CSeq', '4']]), 4);
+    s.resolve({ ok: true }, 4);
+  }
+  return s;
+}
+
+/** A publisher session on rtsp://h/x over TCP, up to `stage`. */
+function publishing(stage: Stage): RtspServerSession {
+  const s = session();
+  s.push(req('ANNOUNCE', 'rtsp://h/x', [['CSeq', '1'], ['Content-Type', 'application/sdp']], TWO_MEDIA_SDP), 1);
+  s.resolve({ ok: true }, 1);
+  s.push(req('SETUP', 'rtsp://h/x/trackID=0', [['CSeq', '2'], ['Transport', 'RTP/AVP/TCP;unicast;interleaved=0-1;mode=record']]), 2);
+  if (stage !== 'one') s.push(req('SETUP', 'rtsp://h/x/trackID=1', [['CSeq', '3'], ['Transport', 'RTP/AVP/TCP;unicast;interleaved=2-3;mode=record']]), 3);
+  if (stage === 'started') {
+    s.push(req('RECORD', 'rtsp://h/x', [['CSeq', '4']]), 4);
+    s.resolve({ ok: true }, 4);
+  }
+  return s;
+}
+
 /** The session id the captured client used (our id must match it for the replay). */
 const capturedId = (reqs: RtspRequest[]): string => parseSessionHeader(reqs.find((r) => r.headers.has('session'))?.headers.get('session') ?? 'x').id;
 
@@ -211,6 +248,140 @@ describe('RtspServerSession errors', () => {
     p.touch(5000);
     assert.equal(p.nextDeadline(), 15_000);
     assert.equal(p.tick(15_000)[0]?.type, 'close');
+  });
+
+  it('RFC 2326 A.1 state table: requests a state does not allow → 455 with the Allow of that state', () => {
+    // every state reached the way clients reach it; then each request, on a fresh session in that state
+    const states: Record<RtspServerState, () => RtspServerSession> = {
+      initial: () => session(),
+      prePlay: () => reading('one'),
+      play: () => reading('started'),
+      preRecord: () => publishing('one'),
+      record: () => publishing('started'),
+    };
+    const requests: Record<string, (cseq: string) => RtspRequest> = {
+      PLAY: (c) => req('PLAY', 'rtsp://h/x', [['CSeq', c]]),
+      PAUSE: (c) => req('PAUSE', 'rtsp://h/x', [['CSeq', c]]),
+      RECORD: (c) => req('RECORD', 'rtsp://h/x', [['CSeq', c]]),
+      'SETUP trackID=1': (c) => req('SETUP', 'rtsp://h/x/trackID=1', [['CSeq', c], ['Transport', 'RTP/AVP;unicast;client_port=5002-5003']]),
+      ANNOUNCE: (c) => req('ANNOUNCE', 'rtsp://h/x', [['CSeq', c], ['Content-Type', 'application/sdp']], TWO_MEDIA_SDP),
+      TEARDOWN: (c) => req('TEARDOWN', 'rtsp://h/x', [['CSeq', c]]),
+    };
+    // the status, or the path step the request starts (the shell answers it)
+    const want: Record<RtspServerState, Record<string, number | string>> = {
+      initial: { PLAY: 455, PAUSE: 455, RECORD: 455, 'SETUP trackID=1': 'describe', ANNOUNCE: 'announce', TEARDOWN: 200 },
+      prePlay: { PLAY: 'play', PAUSE: 455, RECORD: 455, 'SETUP trackID=1': 200, ANNOUNCE: 455, TEARDOWN: 200 },
+      play: { PLAY: 200, PAUSE: 200, RECORD: 455, 'SETUP trackID=1': 455, ANNOUNCE: 455, TEARDOWN: 200 },
+      preRecord: { PLAY: 455, PAUSE: 455, RECORD: 'record', 'SETUP trackID=1': 455, ANNOUNCE: 455, TEARDOWN: 200 },
+      record: { PLAY: 455, PAUSE: 200, RECORD: 200, 'SETUP trackID=1': 455, ANNOUNCE: 455, TEARDOWN: 200 },
+    };
+    const allow: Record<RtspServerState, string[]> = {
+      initial: ['DESCRIBE', 'ANNOUNCE', 'SETUP'],
+      prePlay: ['DESCRIBE', 'SETUP', 'PLAY'],
+      play: ['PLAY', 'PAUSE'],
+      preRecord: ['SETUP', 'RECORD'],
+      record: ['RECORD', 'PAUSE'],
+    };
+    for (const state of Object.keys(states) as RtspServerState[]) {
+      for (const [name, make] of Object.entries(requests)) {
+        const s = states[state]();
+        assert.equal(s.state, state);
+        const actions = s.push(make('50'), 10);
+        const step = actions.find((a) => a.type !== 'send');
+        const r = responses(actions)[0];
+        const got = r ? r.status : step?.type;
+        // preRecord + SETUP trackID=1 is 455 because this Transport has no mode=record (the next test)
+        assert.equal(got, want[state][name], `${state} + ${name}`);
+        if (r?.status === 455) {
+          assert.deepEqual(r.headers.get('allow')?.split(', '), ['OPTIONS', 'GET_PARAMETER', 'SET_PARAMETER', 'TEARDOWN', ...allow[state]], `${state} + ${name}: Allow`);
+        }
+      }
+    }
+    // PAUSE goes back to the ready state of its kind; PLAY/RECORD resume from there
+    const p = reading('started');
+    p.push(req('PAUSE', 'rtsp://h/x', [['CSeq', '9']]), 10);
+    assert.equal(p.state, 'prePlay');
+    assert.equal(p.push(req('PLAY', 'rtsp://h/x', [['CSeq', '10']]), 10)[0]?.type, 'play');
+    const r = publishing('started');
+    r.push(req('PAUSE', 'rtsp://h/x', [['CSeq', '9']]), 10);
+    assert.equal(r.state, 'preRecord');
+    assert.equal(r.push(req('RECORD', 'rtsp://h/x', [['CSeq', '10']]), 10)[0]?.type, 'record');
+  });
+
+  it('SETUP whose Transport mode does not fit the session → 455: mode=record after DESCRIBE, mode=play after ANNOUNCE', () => {
+    const s = session();
+    s.push(req('DESCRIBE', 'rtsp://h/x', [['CSeq', '1']]), 1);
+    s.resolve({ ok: true, sdp: '', mediaCount: 2 }, 1);
+    const rec = responses(s.push(req('SETUP', 'rtsp://h/x/trackID=0', [['CSeq', '2'], ['Transport', 'RTP/AVP/TCP;unicast;interleaved=0-1;mode=record']]), 2))[0];
+    assert.equal(rec?.status, 455);
+    const p = publishing('one');
+    const play = responses(p.push(req('SETUP', 'rtsp://h/x/trackID=1', [['CSeq', '3'], ['Transport', 'RTP/AVP/TCP;unicast;interleaved=2-3;mode="PLAY"']]), 3))[0];
+    assert.equal(play?.status, 455);
+    const ok = responses(p.push(req('SETUP', 'rtsp://h/x/trackID=1', [['CSeq', '4'], ['Transport', 'RTP/AVP/TCP;unicast;interleaved=2-3;mode=record']]), 4))[0];
+    assert.equal(ok?.status, 200);
+  });
+
+  it('459: SETUP of the aggregate URL when the session has two media; a one-media session may use it', () => {
+    const s = session();
+    s.push(req('DESCRIBE', 'rtsp://h/live/cam1', [['CSeq', '1']]), 1);
+    s.resolve({ ok: true, sdp: '', mediaCount: 2 }, 1);
+    for (const url of ['rtsp://h/live/cam1', 'rtsp://h:8554/live/cam1/']) {
+      const [r] = responses(s.push(req('SETUP', url, [['CSeq', '2'], ['Transport', 'RTP/AVP/TCP;unicast']]), 2));
+      assert.equal(r?.status, 459, url);
+    }
+    assert.equal(s.state, 'initial', 'nothing was SETUP');
+    const one = session();
+    one.push(req('DESCRIBE', 'rtsp://h/live/cam1', [['CSeq', '1']]), 1);
+    one.resolve({ ok: true, sdp: '', mediaCount: 1 }, 1);
+    const [r] = responses(one.push(req('SETUP', 'rtsp://h/live/cam1', [['CSeq', '2'], ['Transport', 'RTP/AVP/TCP;unicast']]), 2));
+    assert.equal(r?.status, 200);
+    // ANNOUNCEd media without a=control all answer to the aggregate URL: the first one is meant (unchanged)
+    const p = session();
+    p.push(req('ANNOUNCE', 'rtsp://h/x', [['CSeq', '1'], ['Content-Type', 'application/sdp']], TWO_MEDIA_SDP.replace(/a=control:.*\r\n/g, '')), 1);
+    p.resolve({ ok: true }, 1);
+    assert.equal(responses(p.push(req('SETUP', 'rtsp://h/x', [['CSeq', '2'], ['Transport', 'RTP/AVP/TCP;unicast;mode=record']]), 2))[0]?.status, 200);
+  });
+
+  it('460: PLAY, PAUSE and RECORD of one media URL when two are SETUP; the aggregate URL works', () => {
+    const s = reading('both');
+    const [r] = responses(s.push(req('PLAY', 'rtsp://h/x/trackID=1', [['CSeq', '5']]), 5));
+    assert.equal(r?.status, 460);
+    assert.equal(s.push(req('PLAY', 'rtsp://h/x/', [['CSeq', '6']]), 6)[0]?.type, 'play');
+    s.resolve({ ok: true }, 6);
+    assert.equal(responses(s.push(req('PAUSE', 'rtsp://h/x/trackID=0', [['CSeq', '7']]), 7))[0]?.status, 460);
+    const p = publishing('both');
+    assert.equal(responses(p.push(req('RECORD', 'rtsp://h/x/trackID=0', [['CSeq', '5']]), 5))[0]?.status, 460);
+    // one media SETUP: its URL and the aggregate are the same session
+    const one = session();
+    one.push(req('DESCRIBE', 'rtsp://h/x', [['CSeq', '1']]), 1);
+    one.resolve({ ok: true, sdp: '', mediaCount: 2 }, 1);
+    one.push(req('SETUP', 'rtsp://h/x/trackID=0', [['CSeq', '2'], ['Transport', 'RTP/AVP/TCP;unicast']]), 2);
+    assert.equal(one.push(req('PLAY', 'rtsp://h/x/trackID=0', [['CSeq', '3']]), 3)[0]?.type, 'play');
+  });
+
+  it('GET_PARAMETER and OPTIONS keepalives reset the session timeout, which every Session header announces', () => {
+    const s = new RtspServerSession({ sessionId: 'k', udpPorts: [8000, 8001], sessionTimeoutSec: 30 }, 0);
+    s.push(req('DESCRIBE', 'rtsp://h/x', [['CSeq', '1']]), 0);
+    s.resolve({ ok: true, sdp: '', mediaCount: 1 }, 0);
+    const setup = responses(s.push(req('SETUP', 'rtsp://h/x/trackID=0', [['CSeq', '2'], ['Transport', 'RTP/AVP;unicast;client_port=5000-5001']]), 0))[0];
+    assert.equal(setup?.headers.get('session'), 'k;timeout=30');
+    s.push(req('PLAY', 'rtsp://h/x', [['CSeq', '3'], ['Session', 'k']]), 0);
+    const play = responses(s.resolve({ ok: true }, 0))[0];
+    assert.equal(play?.headers.get('session'), 'k;timeout=30');
+    assert.equal(s.nextDeadline(), 30_000);
+    // ffmpeg sends GET_PARAMETER every timeout/2, VLC OPTIONS; neither sends RTCP here
+    let t = 0;
+    for (const method of ['GET_PARAMETER', 'OPTIONS', 'GET_PARAMETER', 'OPTIONS']) {
+      t += 25_000;
+      assert.deepEqual(s.tick(t), [], `alive at ${t} ms`);
+      const [r] = responses(s.push(req(method, 'rtsp://h/x', [['CSeq', String(t)], ['Session', 'k']]), t));
+      assert.equal(r?.status, 200);
+      assert.equal(r?.headers.get('session'), 'k;timeout=30');
+      assert.equal(s.nextDeadline(), t + 30_000);
+    }
+    assert.deepEqual(s.tick(t + 29_999), []);
+    const [closed] = s.tick(t + 30_000);
+    assert.equal(closed?.type === 'close' && closed.reason, 'session timed out: no request or RTCP for 30 s');
   });
 
   it('splitRtspUrl', () => {
