@@ -19,6 +19,15 @@ interface PlayStats {
   jitterBufferDelayMs: number;
 }
 
+/** Waits until the page's peer connection is connected (so the 8 s of playback are measured from there). */
+async function waitConnected(page: Page, timeoutMs = 15_000): Promise<void> {
+  await page.waitForFunction(
+    `(() => { const pc = (window.streamgate && window.streamgate.pc) || window.pc; return !!pc && pc.connectionState === 'connected'; })()`,
+    undefined,
+    { timeout: timeoutMs, polling: 100 },
+  );
+}
+
 /** Inbound RTP figures of the page's `window.streamgate.pc` (the player) or `window.pc`. */
 async function playStats(page: Page): Promise<PlayStats> {
   // browser code as a string: this project compiles without the DOM lib
@@ -54,6 +63,7 @@ test('WHEP in Chromium: player page plays H.264 1280x720 + Opus (from AAC) for 8
   t.after(() => browser.close());
   const page = await browser.newPage();
   await page.goto(`http://${ns.hostIp}:${srv.port}/live/cam1/`);
+  await waitConnected(page);
   await new Promise((r) => setTimeout(r, 8000));
   const s = await playStats(page);
   console.log(`# WHEP 8 s: ${JSON.stringify(s)}`);
@@ -78,13 +88,8 @@ test('WebSocket signaling in Chromium: plays, gets stats messages, bye ends the 
   const browser = await launchChromium(ns);
   t.after(() => browser.close());
   const page = await browser.newPage();
-  await page.goto(`http://${ns.hostIp}:${srv.port}/live/ws/`);
-  // stop the player's own WHEP session: this page tests the WebSocket channel
-  await page.evaluate(`(() => {
-    if (window.streamgate.session) fetch(window.streamgate.session, { method: 'DELETE' });
-    if (window.streamgate.pc) window.streamgate.pc.close();
-    window.streamgate = { pc: null, session: null };
-  })()`);
+  // a bare page (not the player, which would open its own WHEP session)
+  await page.setContent('<html><body><video id="video" autoplay muted playsinline></video></body></html>');
   const wsUrl = `ws://${ns.hostIp}:${srv.port}/live/ws/ws`;
   await page.evaluate(`(async () => {
     const pc = new RTCPeerConnection();
@@ -111,6 +116,7 @@ test('WebSocket signaling in Chromium: plays, gets stats messages, bye ends the 
     // trickle: the offer goes out before gathering ends; candidates follow
     ws.send(JSON.stringify({ type: 'offer', sdp: pc.localDescription.sdp }));
   })()`);
+  await waitConnected(page);
   await new Promise((r) => setTimeout(r, 8000));
   const s = await playStats(page);
   console.log(`# WebSocket 8 s: ${JSON.stringify(s)}`);
