@@ -4,15 +4,14 @@ import { cpus, loadavg, release } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hlsBenchmark } from './hls.js';
 import { renderFanout, runFanout, type FanoutOptions } from './rtmp-fanout.js';
 import { NGINX_BIN, REPO_ROOT, SERVERS, type ServerKind } from './servers.js';
 
 /**
  * `npm run bench [-- options]`: runs the benchmarks, prints their tables and writes them to BENCHMARKS.md.
  *
- * Each benchmark is one entry of {@link BENCHMARKS} (a `bench/<name>.ts` module): add yours there. It gets the
- * parsed command line and returns the Markdown section that replaces its own block in BENCHMARKS.md (between
+ * Each benchmark is one entry of {@link BENCHMARKS} (a `bench/<name>.ts` module, imported only when it runs): add
+ * yours there. It gets the parsed command line and returns the Markdown section that replaces its own block in BENCHMARKS.md (between
  * `<!-- bench:<name>:start -->` and `<!-- bench:<name>:end -->`), so benchmarks run separately never erase
  * each other's results.
  */
@@ -32,21 +31,28 @@ export interface BenchArgs {
 /** A benchmark: runs, logs progress, returns its Markdown section (without the heading). */
 export interface Benchmark {
   title: string;
-  /** false: only with `--only` (keeps the default `npm run bench` within about 10 minutes) */
-  inDefaultRun?: boolean;
   run(args: BenchArgs, log: (line: string) => void): Promise<string>;
 }
 
-const BENCHMARKS: Record<string, Benchmark> = {
-  rtmp: {
-    title: 'RTMP fan-out (issue 2)',
-    async run(args, log) {
-      const opts: FanoutOptions = { ...args };
-      const results = await runFanout(opts, log);
-      return renderFanout(results, opts);
-    },
+/** A registered benchmark, loaded only when it runs (one that fails to load never stops the others). */
+interface Entry {
+  /** false: only with `--only` (keeps the default `npm run bench` within about 10 minutes) */
+  inDefaultRun: boolean;
+  load(): Promise<Benchmark>;
+}
+
+const rtmpFanout: Benchmark = {
+  title: 'RTMP fan-out (issue 2)',
+  async run(args, log) {
+    const opts: FanoutOptions = { ...args };
+    const results = await runFanout(opts, log);
+    return renderFanout(results, opts);
   },
-  hls: { ...hlsBenchmark, inDefaultRun: false },
+};
+
+const BENCHMARKS: Record<string, Entry> = {
+  rtmp: { inDefaultRun: true, load: async () => rtmpFanout },
+  hls: { inDefaultRun: false, load: async () => (await import('./hls.js')).hlsBenchmark },
 };
 
 /**
@@ -157,7 +163,7 @@ function writeSection(name: string, body: string): void {
 }
 
 function defaultNames(): string[] {
-  return Object.keys(BENCHMARKS).filter((k) => BENCHMARKS[k]!.inDefaultRun !== false);
+  return Object.keys(BENCHMARKS).filter((k) => BENCHMARKS[k]!.inDefaultRun);
 }
 
 /** Runs this script again under `flock` (waiting for any other benchmark); false when flock is not installed. */
@@ -191,7 +197,7 @@ async function main(): Promise<void> {
     .map((a) => (/^[\w,.=\/-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
     .join(' ');
   for (const name of parsed.only) {
-    const b = BENCHMARKS[name]!;
+    const b = await BENCHMARKS[name]!.load();
     const began = new Date();
     const log = (line: string) => console.log(line);
     log(`== ${b.title}`);
