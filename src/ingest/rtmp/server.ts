@@ -37,6 +37,8 @@ export interface RtmpPlayer {
   readonly streamId: number;
   serialize(msg: RtmpOutMessage): Uint8Array;
   send(bytes: Uint8Array): void;
+  /** several buffers in one syscall */
+  sendMany(parts: readonly Uint8Array[]): void;
   bufferedBytes(): number;
   end(reason: string): void;
 }
@@ -114,7 +116,7 @@ export class RtmpConnection implements Session {
   private closed = false;
 
   constructor(
-    private readonly socket: net.Socket,
+    readonly socket: net.Socket,
     private readonly opts: RtmpServerOptions,
   ) {
     this.remoteAddr = `${(socket.remoteAddress ?? '?').replace(/^::ffff:/, '')}:${socket.remotePort ?? 0}`;
@@ -229,6 +231,15 @@ export class RtmpConnection implements Session {
       send(bytes) {
         if (player.accepted) self.write(bytes);
         else player.held.push(bytes);
+      },
+      sendMany(parts) {
+        if (!player.accepted) {
+          player.held.push(...parts);
+          return;
+        }
+        self.socket.cork();
+        for (const p of parts) self.write(p);
+        self.socket.uncork();
       },
       bufferedBytes: () => this.socket.writableLength,
       end: (reason) => {

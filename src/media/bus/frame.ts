@@ -23,6 +23,11 @@ export interface Frame {
   byteLength: number;
   /** performance.now() when the frame entered the gateway, for latency measurements */
   receivedAtMs: number;
+  /**
+   * Set on a re-timed copy (catch-up burst): the shared frame it was copied from, with the same `au`. Egress can
+   * reuse what it serialized for the original and patch only the timestamps.
+   */
+  origin?: Frame;
 }
 
 /** Builds a frame, computing byteLength. */

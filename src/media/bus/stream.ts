@@ -218,5 +218,6 @@ export function catchUpBurst(gop: readonly Frame[]): Frame[] {
     ...f,
     dts: end - Math.round((end - f.dts) * factor),
     pts: end - Math.round((end - f.pts) * factor),
+    origin: f.origin ?? f,
   }));
 }
