@@ -89,6 +89,8 @@ export interface SipCallEnv {
   /** the call is over: forget its dialog */
   ended(call: SipCall): void;
   now(): number;
+  /** silence before a keep-alive OPTIONS (default KEEPALIVE_INTERVAL_MS) */
+  keepaliveMs: number;
 }
 
 /**
@@ -564,7 +566,7 @@ export class SipCall implements Session {
   /** When the server should call `tick()`; null when the call does not need one. */
   nextDeadline(): number | null {
     if (this.over || !this.established) return null;
-    return this.lastActivityMs + KEEPALIVE_INTERVAL_MS;
+    return this.lastActivityMs + this.env.keepaliveMs;
   }
 
   /** Keep-alive: media from the phone counts as life; otherwise an in-dialog OPTIONS asks. */
@@ -576,7 +578,7 @@ export class SipCall implements Session {
       this.lastActivityMs = nowMs;
       return;
     }
-    if (nowMs < this.lastActivityMs + KEEPALIVE_INTERVAL_MS || this.keepaliveInFlight) return;
+    if (nowMs < this.lastActivityMs + this.env.keepaliveMs || this.keepaliveInFlight) return;
     this.keepaliveInFlight = true;
     this.lastActivityMs = nowMs;
     const req = this.dialog.createRequest('OPTIONS', this.flow, [['Accept', 'application/sdp']]);

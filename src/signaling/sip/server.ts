@@ -20,6 +20,7 @@ import { SipTranscoderPool } from '../../egress/sip/g711-transcoder.js';
 import {
   ALLOWED_METHODS,
   dialogKey,
+  KEEPALIVE_INTERVAL_MS,
   SIP_SERVER_NAME,
   SipCall,
   type SipCallEnv,
@@ -67,6 +68,8 @@ export interface SipServerOptions {
   transcoders?: SipTranscoderPool;
   /** can AAC be transcoded; default: ffmpeg can run */
   transcodeAvailable?: () => boolean;
+  /** silence from a phone before a keep-alive OPTIONS; default KEEPALIVE_INTERVAL_MS (tests shorten it) */
+  keepaliveMs?: number;
 }
 
 /** A running SIP listener. */
@@ -140,6 +143,7 @@ class SipServer {
         this.inviteTxOf.delete(call);
       },
       now: () => Date.now(),
+      keepaliveMs: opts.keepaliveMs ?? KEEPALIVE_INTERVAL_MS,
     };
   }
 

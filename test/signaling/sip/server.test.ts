@@ -29,7 +29,7 @@ paths:
   live/cam1: { sip: { extension: 1001 } }
   secure/cam: { readUser: viewer, readPass: secret }
   hashed/cam: { readUser: viewer, readPass: "sha256:2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b" }
-  slow/cam: { source: "rtsp://127.0.0.1:9/never", sourceOnDemand: true, sourceOnDemandStartTimeout: 20 }
+  slow/cam: { source: "rtsp://127.0.0.1:9/never", sourceOnDemand: true, sourceOnDemandStartTimeout: 2 }
   offline/cam: {}
 `,
   'sip-test.yml',
@@ -129,7 +129,9 @@ function firstLine(m: SipMessage): string {
 }
 
 const status = (code: number, method = 'INVITE') => (m: SipMessage) => m.kind === 'response' && m.status === code && m.headers.get('CSeq')?.endsWith(method) === true;
-const request = (method: string) => (m: SipMessage) => m.kind === 'request' && m.method === method;
+/** A request from the gateway in the call `callId` (earlier calls' keep-alives may still be in flight). */
+const request = (method: string, callId?: string) => (m: SipMessage) =>
+  m.kind === 'request' && m.method === method && (callId === undefined || m.headers.get('Call-ID') === callId);
 
 let seq = 0;
 
@@ -278,7 +280,7 @@ describe('SIP server (UDP and TCP on 127.0.0.1, real registry)', () => {
     const g729 = ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=audio 4000 RTP/AVP 18', 'a=rtpmap:18 G729/8000', ''].join('\r\n');
     phone.send(message({ method: 'INVITE', uri: uri('live~cam1'), ids: newCall(), port: phone.port, body: g729 }), server.port);
     const res = await phone.next(status(488));
-    assert.match(res.headers.get('Warning')!, /^305 streamgate ".*G729|^305 streamgate ".*PCMU, PCMA or Opus/);
+    assert.match(res.headers.get('Warning')!, /^305 streamgate "m=audio: the path has Opus audio and the offer has no Opus"$/);
     phone.send(message({ method: 'INVITE', uri: uri('live~cam1'), ids: newCall(), port: phone.port }), server.port);
     await phone.next(status(488)); // no SDP offer
   });
@@ -304,7 +306,7 @@ describe('SIP server (UDP and TCP on 127.0.0.1, real registry)', () => {
     const session = [...registry.sessions.values()].find((s) => s.protocol === 'sip');
     assert.ok(session);
     assert.equal(session.path, 'live/cam1');
-    assert.equal(session.state, 'play');
+    await until(() => session.state === 'play', 2000);
     assert.ok(session.bytesOut > 0);
 
     ids.cseq++;
@@ -404,7 +406,7 @@ describe('SIP server (UDP and TCP on 127.0.0.1, real registry)', () => {
     await until(() => server.calls().some((c) => c.state === 'play'));
     const session = [...registry.sessions.values()].find((s) => s.protocol === 'sip')!;
     session.close('kicked by the API');
-    const bye = await phone.next(request('BYE'));
+    const bye = await phone.next(request('BYE', ids.callId));
     assert.equal(parseNameAddr(bye.headers.get('From')!).params.tag, ids.toTag);
     assert.equal(parseNameAddr(bye.headers.get('To')!).params.tag, ids.fromTag);
     assert.equal(bye.headers.get('Call-ID'), ids.callId);
@@ -415,7 +417,7 @@ describe('SIP server (UDP and TCP on 127.0.0.1, real registry)', () => {
   it('keep-alive: a silent phone gets an in-dialog OPTIONS; no answer ends the call with a BYE', async () => {
     const { ids } = await call('live~cam1', 4000, 4002);
     ack(ids);
-    const options = await phone.next(request('OPTIONS'), 3000);
+    const options = await phone.next(request('OPTIONS', ids.callId), 3000);
     assert.equal(options.headers.get('Call-ID'), ids.callId);
     // not answered: Timer F would take 32 s; answer 481 instead, as a phone that forgot the call does
     const res = [
@@ -426,7 +428,7 @@ describe('SIP server (UDP and TCP on 127.0.0.1, real registry)', () => {
       '',
     ].join('\r\n');
     phone.send(res, server.port);
-    await phone.next(request('BYE'));
+    await phone.next(request('BYE', ids.callId));
     await until(() => server.calls().length === 0);
   });
 
