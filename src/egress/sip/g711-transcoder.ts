@@ -38,17 +38,27 @@ export type G711Law = 'pcmu' | 'pcma';
 export type AudioPacketSink = (payload: Uint8Array, timestamp: number) => void;
 
 /**
- * Cuts a raw G.711 byte stream into 20 ms payloads, each timestamped from the AAC timeline.
+ * Most a payload's timestamp may differ from the input timeline before the packetizer follows the timeline
+ * instead of counting samples: one packet (20 ms). Below it, the difference is the jitter of the input's own
+ * timestamps (RTMP carries milliseconds, so AAC frames at 44.1 kHz arrive ±1 ms off their sample count) and
+ * contiguous timestamps are what a phone's jitter buffer expects; above it, the input really had a gap.
+ */
+export const G711_RESYNC_TICKS = G711_SAMPLES_PER_PACKET;
+
+/**
+ * Cuts a raw G.711 byte stream into 20 ms payloads. Timestamps advance by exactly 160 per payload while they stay
+ * within G711_RESYNC_TICKS of the AAC timeline they map to, and jump to the timeline when the input had a gap.
  * Sans-I/O: `push(chunk)` returns the payloads it completed.
  */
 export class G711Packetizer {
   private pending: Uint8Array = new Uint8Array(0);
   /** output samples emitted so far */
   private position = 0;
+  private lastTimestamp: number | undefined;
 
   constructor(private readonly timeline: AacToOpusTimeline) {}
 
-  /** @returns complete payloads (new buffers of G711_SAMPLES_PER_PACKET bytes) with their timestamps */
+  /** @returns complete payloads (new buffers of G711_SAMPLES_PER_PACKET bytes) with their timestamps (8 kHz) */
   push(chunk: Uint8Array): { data: Uint8Array; timestamp: number }[] {
     const out: { data: Uint8Array; timestamp: number }[] = [];
     let buf = chunk;
@@ -64,7 +74,12 @@ export class G711Packetizer {
       const ts48 = this.timeline.map(this.position * TO_48K);
       this.position += G711_SAMPLES_PER_PACKET;
       off += G711_SAMPLES_PER_PACKET;
-      if (ts48 !== null) out.push({ data, timestamp: Math.round(ts48 / TO_48K) });
+      if (ts48 === null) continue;
+      const mapped = ts48 / TO_48K;
+      const next = this.lastTimestamp === undefined ? undefined : this.lastTimestamp + G711_SAMPLES_PER_PACKET;
+      const timestamp = next !== undefined && Math.abs(mapped - next) <= G711_RESYNC_TICKS ? next : Math.round(mapped);
+      this.lastTimestamp = timestamp;
+      out.push({ data, timestamp });
     }
     this.pending = buf.slice(off);
     return out;
