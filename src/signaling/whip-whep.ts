@@ -263,7 +263,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  attachWebsocketSignaling(server, { egress, iceServers: clientIce });
+  const signaling = attachWebsocketSignaling(server, { egress, iceServers: clientIce });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -280,6 +280,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
     close: () =>
       new Promise<void>((resolve) => {
         egress.closeAll('server shutting down');
+        signaling.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

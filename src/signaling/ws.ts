@@ -78,8 +78,11 @@ export interface WsSignalingDeps {
   iceServers: () => IceServer[];
 }
 
-/** Serves WebSocket signaling on `server`'s upgrade requests for `/<path>/ws`; other upgrades are refused. */
-export function attachWebsocketSignaling(server: Server, deps: WsSignalingDeps): void {
+/**
+ * Serves WebSocket signaling on `server`'s upgrade requests for `/<path>/ws`; other upgrades are refused.
+ * @returns close(), which drops every signaling socket (upgraded sockets are not closed by `server.close()`)
+ */
+export function attachWebsocketSignaling(server: Server, deps: WsSignalingDeps): { close(): void } {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_WS_MESSAGE_BYTES });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -90,7 +93,12 @@ export function attachWebsocketSignaling(server: Server, deps: WsSignalingDeps):
     }
     wss.handleUpgrade(req, socket, head, (ws) => serveSocket(ws, req, url, r.path, deps));
   });
-  server.on('close', () => wss.close());
+  const close = (): void => {
+    for (const c of wss.clients) c.terminate();
+    wss.close();
+  };
+  server.on('close', close);
+  return { close };
 }
 
 function serveSocket(ws: WebSocket, req: IncomingMessage, url: URL, path: string, deps: WsSignalingDeps): void {

@@ -53,14 +53,18 @@ async function playStats(page: Page): Promise<PlayStats> {
 
 test('WHEP in Chromium: player page plays H.264 1280x720 + Opus (from AAC) for 8 s; DELETE on leave', { skip, timeout: 90_000 }, async (t) => {
   const ns = createNetns();
-  t.after(() => ns.destroy());
+  const cleanup: (() => unknown)[] = [() => ns.destroy()];
+  // node:test runs after-hooks in registration order; tear down in reverse (browser, server, publisher, netns)
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
   const registry = openRegistry();
   const pub = await publishToBus(registry, 'live/cam1', { size: '1280x720', rate: 30, gop: 30 });
-  t.after(() => pub.stop());
+  cleanup.push(() => pub.stop());
   const srv = await startWebrtcServer({ host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry });
-  t.after(() => srv.close());
+  cleanup.push(() => srv.close());
   const browser = await launchChromium(ns);
-  t.after(() => browser.close());
+  cleanup.push(() => browser.close());
   const page = await browser.newPage();
   await page.goto(`http://${ns.hostIp}:${srv.port}/live/cam1/`);
   await waitConnected(page);
@@ -79,14 +83,18 @@ test('WHEP in Chromium: player page plays H.264 1280x720 + Opus (from AAC) for 8
 
 test('WebSocket signaling in Chromium: plays, gets stats messages, bye ends the session', { skip, timeout: 90_000 }, async (t) => {
   const ns = createNetns();
-  t.after(() => ns.destroy());
+  const cleanup: (() => unknown)[] = [() => ns.destroy()];
+  // node:test runs after-hooks in registration order; tear down in reverse (browser, server, publisher, netns)
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
   const registry = openRegistry();
   const pub = await publishToBus(registry, 'live/ws', { size: '1280x720', rate: 30, gop: 30 });
-  t.after(() => pub.stop());
+  cleanup.push(() => pub.stop());
   const srv = await startWebrtcServer({ host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry });
-  t.after(() => srv.close());
+  cleanup.push(() => srv.close());
   const browser = await launchChromium(ns);
-  t.after(() => browser.close());
+  cleanup.push(() => browser.close());
   const page = await browser.newPage();
   // a bare page (not the player, which would open its own WHEP session)
   await page.setContent('<html><body><video id="video" autoplay muted playsinline></video></body></html>');
