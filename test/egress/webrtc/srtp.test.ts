@@ -1,0 +1,74 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { RtpHeader, SrtcpSession, SrtpSession } from 'werift';
+import { deriveSessionKeys, SrtpContext, SRTP_AES128_CM_HMAC_SHA1_80 } from '../../../src/egress/webrtc/srtp.js';
+
+const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+
+test('deriveSessionKeys: RFC 3711 Appendix B.3 test vectors', () => {
+  const k = deriveSessionKeys(hex('E1F97A0D3E018BE0D64FA32C06DE4139'), hex('0EC675AD498AFEEBB6960B3AABE6'));
+  assert.equal(k.rtpKey.toString('hex').toUpperCase(), 'C61E7A93744F39EE10734AFE3FF7A087');
+  assert.equal(k.rtpSalt.toString('hex').toUpperCase(), '30CBBC08863D8C85D49DB34A9AE1');
+  assert.equal(k.rtpAuth.toString('hex').toUpperCase(), 'CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4');
+});
+
+function rtp(seq: number, ssrc: number, payload: Buffer, ext = false): Buffer {
+  const h = Buffer.alloc(ext ? 20 : 12);
+  h[0] = ext ? 0x90 : 0x80;
+  h[1] = 96;
+  h.writeUInt16BE(seq, 2);
+  h.writeUInt32BE(seq * 3000, 4);
+  h.writeUInt32BE(ssrc, 8);
+  if (ext) {
+    h.writeUInt16BE(0xbede, 12);
+    h.writeUInt16BE(1, 14);
+    h.writeUInt32BE(0x10ff0000, 16);
+  }
+  return Buffer.concat([h, payload]);
+}
+
+const keys = { localMasterKey: randomBytes(16), localMasterSalt: randomBytes(14), remoteMasterKey: randomBytes(16), remoteMasterSalt: randomBytes(14) };
+// werift plays the browser: its "local" keys are our remote ones
+const peer = { localMasterKey: keys.remoteMasterKey, localMasterSalt: keys.remoteMasterSalt, remoteMasterKey: keys.localMasterKey, remoteMasterSalt: keys.localMasterSalt };
+
+for (const start of [0, 1, 65500, 65535]) {
+  test(`SRTP: werift decrypts what we protect and we decrypt what werift protects, across the seq wrap (start ${start})`, () => {
+    const ours = new SrtpContext(keys.localMasterKey, keys.localMasterSalt, keys.remoteMasterKey, keys.remoteMasterSalt);
+    const theirs = new SrtpSession({ keys: peer, profile: SRTP_AES128_CM_HMAC_SHA1_80 });
+    for (let i = 0; i < 80; i++) {
+      const seq = (start + i) & 0xffff;
+      const payload = randomBytes(1 + ((i * 97) % 1200));
+      const plain = rtp(seq, 0x11223344, payload, i % 3 === 0);
+      const prot = ours.protectRtp(plain);
+      assert.equal(prot.byteLength, plain.byteLength + 10);
+      assert.deepEqual(theirs.decrypt(prot), plain, `seq ${seq}`);
+      const back = theirs.encrypt(payload, RtpHeader.deSerialize(plain));
+      assert.deepEqual(ours.unprotectRtp(back), plain, `unprotect seq ${seq}`);
+    }
+  });
+}
+
+test('SRTP: a tampered packet is dropped', () => {
+  const ours = new SrtpContext(keys.localMasterKey, keys.localMasterSalt, keys.remoteMasterKey, keys.remoteMasterSalt);
+  const theirs = new SrtpSession({ keys: peer, profile: SRTP_AES128_CM_HMAC_SHA1_80 });
+  const plain = rtp(7, 1, randomBytes(100));
+  const prot = theirs.encrypt(plain.subarray(12), RtpHeader.deSerialize(plain));
+  prot[20]! ^= 1;
+  assert.equal(ours.unprotectRtp(prot), null);
+  assert.equal(ours.unprotectRtp(Buffer.alloc(5)), null);
+});
+
+test('SRTCP: both directions against werift', () => {
+  const ours = new SrtpContext(keys.localMasterKey, keys.localMasterSalt, keys.remoteMasterKey, keys.remoteMasterSalt);
+  const theirs = new SrtcpSession({ keys: peer, profile: SRTP_AES128_CM_HMAC_SHA1_80 });
+  // a PLI (RFC 4585 §6.3.1): V=2 FMT=1 PT=206 length=2, sender SSRC, media SSRC
+  const pli = hex('81ce0002 aabbccdd 11223344');
+  for (let i = 0; i < 5; i++) {
+    assert.deepEqual(theirs.decrypt(ours.protectRtcp(pli)), pli);
+    assert.deepEqual(ours.unprotectRtcp(theirs.encrypt(pli)), pli);
+  }
+  const bad = theirs.encrypt(pli);
+  bad[bad.byteLength - 1]! ^= 0xff;
+  assert.equal(ours.unprotectRtcp(bad), null);
+});
