@@ -344,7 +344,8 @@ export class SipRtpSender implements FrameSink {
   }
 
   private maybeSr(o: Outgoing, now: number): void {
-    if (now < o.nextSrMs) return;
+    // on hold nothing is sent; the first report goes out with the first packet after it
+    if (!o.target.send || now < o.nextSrMs) return;
     const initial = o.nextSrMs === 0;
     o.nextSrMs =
       now +
