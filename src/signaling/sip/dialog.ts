@@ -368,10 +368,10 @@ export class SipCall implements Session {
     try {
       stream = await this.env.registry.waitReady(path, this.access);
     } catch (err) {
-      if (this.cancelled) return;
+      if (this.aborted) return;
       return this.refuseAccess(err, path);
     }
-    if (this.cancelled) return;
+    if (this.aborted) return;
     this.stream = stream;
 
     const caps = this.capsOf(stream);
@@ -391,11 +391,15 @@ export class SipCall implements Session {
         continue;
       }
       const pair = await openRtpPair(this.env.mediaHost, isIP(p.accepted.remote.address) === 6 ? 6 : 4);
+      if (this.aborted) {
+        pair.close();
+        return;
+      }
       this.pairs.push(pair);
       ports.push(pair.port);
       media.push({ target: targetOf(p), pair });
     }
-    if (this.cancelled) {
+    if (this.aborted) {
       this.releaseMedia();
       return;
     }
@@ -407,13 +411,20 @@ export class SipCall implements Session {
     });
     this.env.registry.addSession(this);
     this.registered = true;
+    let reader: Reader;
     try {
-      this.reader = await this.env.registry.addReader(path, this, this.sender, this.access, { catchUp: true });
+      reader = await this.env.registry.addReader(path, this, this.sender, this.access, { catchUp: true });
     } catch (err) {
-      if (this.cancelled) return;
+      if (this.aborted) return;
       return this.refuseAccess(err, path);
     }
-    if (this.cancelled || this.over) return;
+    if (this.aborted) {
+      // cancelled or hung up while the reader was being added: end() ran before it existed
+      reader.close('call ended while starting');
+      this.env.registry.removeReader(reader);
+      return;
+    }
+    this.reader = reader;
 
     this.answer = Buffer.from(
       serializeSipAnswer(offer, this.plans, { address: this.flow.localAddress, ports, sessionId: this.sessionId, sessionVersion: this.sessionVersion }),
@@ -425,6 +436,11 @@ export class SipCall implements Session {
       { path, media: this.plans.filter((p) => p.accepted).map((p) => `${p.type}:${p.accepted?.codec}/${p.accepted?.format.payloadType}`) },
       'SIP call answered',
     );
+  }
+
+  /** CANCEL or hang-up while an await was pending: the INVITE is already answered or the call gone. */
+  private get aborted(): boolean {
+    return this.cancelled || this.over;
   }
 
   private refuseAccess(err: unknown, path: string): void {

@@ -35,6 +35,7 @@ import {
   requestIds,
   serializeSipMessage,
   serializeVia,
+  SipHeaders,
   SipStreamParser,
   type SipMessage,
   type SipRequest,
@@ -335,18 +336,19 @@ class SipServer {
   /** RFC 3581 §4 / RFC 3261 §18.2.1: note where a UDP request really came from in its top Via. */
   private markReceived(req: SipRequest, flow: Flow): void {
     if (flow.transport !== 'UDP') return;
-    const vias = req.headers.getList('Via');
-    const top = vias[0];
+    const entries = req.headers.entries();
+    const first = entries.findIndex(([k]) => k === 'Via');
+    if (first < 0) return;
+    // the first Via line may hold several comma-separated Vias: only its first one is ours to mark
+    const [top, ...rest] = new SipHeaders([entries[first]!]).getList('Via');
     if (top === undefined) return;
     const via = parseVia(top);
     const wantsRport = via.params.rport !== undefined;
     if (via.host.replace(/^\[|\]$/g, '') === flow.remoteAddress && !wantsRport) return;
     via.params.received = flow.remoteAddress;
     if (wantsRport) via.params.rport = String(flow.remotePort);
-    req.headers.delete('Via');
-    req.headers.add('Via', serializeVia(via));
-    for (const v of vias.slice(1)) req.headers.add('Via', v);
-    // keep Via first: headers are re-added in order by createResponse anyway
+    entries[first] = ['Via', [serializeVia(via), ...rest].join(', ')];
+    req.headers = new SipHeaders(entries);
   }
 
   private onRequest(req: SipRequest, flow: Flow, size: number): void {
