@@ -14,7 +14,8 @@ import { AuthError, BusyError, errorMessage, NotFoundError, ParseError, Protocol
 import { log } from '../log.js';
 import type { AccessRequest, PathRegistry } from '../media/bus/registry.js';
 import { playerPage } from '../egress/webrtc/player.js';
-import { WebrtcEgress, type IceServer, type WhepSession } from '../egress/webrtc/sfu.js';
+import { WebrtcEgress, type IceServer, type ViewerSession } from '../egress/webrtc/sfu.js';
+import { UdpMux } from '../egress/webrtc/udp-mux.js';
 import { MAX_OFFER_BYTES } from './sdp/negotiate.js';
 import { attachWebsocketSignaling } from './ws.js';
 
@@ -33,6 +34,8 @@ export interface WebrtcServerOptions {
   maxViewers?: number;
   /** ICE/DTLS connect timeout per session */
   connectTimeoutMs?: number;
+  /** see WebrtcEgressOptions.engine; default 'lean' */
+  engine?: 'lean' | 'werift';
 }
 
 /** A running WebRTC listener. */
@@ -40,6 +43,8 @@ export interface RunningWebrtcServer {
   port: number;
   /** the egress, for the API and tests */
   egress: WebrtcEgress;
+  /** the shared ICE socket (lean engine) */
+  mux: UdpMux | undefined;
   close(): Promise<void>;
 }
 
@@ -184,7 +189,11 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
  * @returns the bound port and close(), which ends every session.
  */
 export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<RunningWebrtcServer> {
-  const egressOpts: ConstructorParameters<typeof WebrtcEgress>[1] = { additionalHosts: opts.additionalHosts };
+  const engine = opts.engine ?? 'lean';
+  // the lean engine puts every peer on icePort (0 in tests: any free port)
+  const mux = engine === 'lean' ? await UdpMux.bind(opts.icePort, opts.host) : undefined;
+  const egressOpts: ConstructorParameters<typeof WebrtcEgress>[1] = { additionalHosts: opts.additionalHosts, engine, iceHost: opts.host };
+  if (mux) egressOpts.mux = mux;
   if (opts.maxViewers !== undefined) egressOpts.maxViewers = opts.maxViewers;
   if (opts.connectTimeoutMs !== undefined) egressOpts.connectTimeoutMs = opts.connectTimeoutMs;
   const egress = new WebrtcEgress(opts.registry, egressOpts);
@@ -218,7 +227,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
       if (ct !== 'application/sdp') return send(res, 415, 'Content-Type must be application/sdp\n');
       const offer = await readBody(req, MAX_OFFER_BYTES);
       if (r.kind === 'whip') return send(res, 405, 'WHIP publishing is not available on this server yet\n');
-      const session: WhepSession = await egress.createViewer(r.path, offer, accessOf(req, url));
+      const session: ViewerSession = await egress.createViewer(r.path, offer, accessOf(req, url));
       res.writeHead(201, {
         ...CORS,
         'Content-Type': 'application/sdp',
@@ -240,7 +249,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
     if (method === 'PATCH') {
       const body = await readBody(req, MAX_OFFER_BYTES);
       const lines = body.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
-      for (const l of lines) await session.pc.addIceCandidate({ candidate: l.slice(2), sdpMLineIndex: 0 });
+      for (const l of lines) await session.addRemoteCandidate(l.slice(2));
       return send(res, 204, '');
     }
     return send(res, 405, 'method not allowed\n', { Allow: 'PATCH, DELETE, OPTIONS' });
@@ -273,14 +282,16 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
     });
   });
   const port = (server.address() as AddressInfo).port;
-  log.info({ port, host: opts.host }, 'webrtc listener up');
+  log.info({ port, host: opts.host, engine, icePort: mux?.port }, 'webrtc listener up');
   return {
     port,
     egress,
+    mux,
     close: () =>
       new Promise<void>((resolve) => {
         egress.closeAll('server shutting down');
         signaling.close();
+        mux?.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

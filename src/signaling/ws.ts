@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { errorMessage, ParseError } from '../errors.js';
 import { log } from '../log.js';
-import type { IceServer, WebrtcEgress, WhepSession } from '../egress/webrtc/sfu.js';
+import type { IceServer, ViewerSession, WebrtcEgress } from '../egress/webrtc/sfu.js';
 import { MAX_OFFER_BYTES } from './sdp/negotiate.js';
 import { accessOf, route, statusOf } from './whip-whep.js';
 
@@ -102,7 +102,7 @@ export function attachWebsocketSignaling(server: Server, deps: WsSignalingDeps):
 }
 
 function serveSocket(ws: WebSocket, req: IncomingMessage, url: URL, path: string, deps: WsSignalingDeps): void {
-  let session: WhepSession | undefined;
+  let session: ViewerSession | undefined;
   let pending = false;
   let candidates = 0;
   let statsTimer: NodeJS.Timeout | undefined;
@@ -150,10 +150,7 @@ function serveSocket(ws: WebSocket, req: IncomingMessage, url: URL, path: string
           if (!session) throw new ParseError('ws-signaling', 'candidate before an offer');
           if (msg.candidate === '') return;
           if (++candidates > MAX_TRICKLE_CANDIDATES) throw new ParseError('ws-signaling', `more than ${MAX_TRICKLE_CANDIDATES} candidates`);
-          const init: { candidate: string; sdpMid?: string; sdpMLineIndex?: number } = { candidate: msg.candidate };
-          if (msg.sdpMid !== undefined) init.sdpMid = msg.sdpMid;
-          init.sdpMLineIndex = msg.sdpMLineIndex ?? 0;
-          await session.pc.addIceCandidate(init);
+          await session.addRemoteCandidate(msg.candidate);
         } else {
           endSession('bye from the client');
         }

@@ -22,8 +22,12 @@ import type { Stream } from '../../media/bus/stream.js';
 import type { Track } from '../../media/bus/track.js';
 import { NalUnitType, nalType } from '../../media/codecs/h264.js';
 import { H264Packetizer } from '../../media/rtp/h264.js';
-import { negotiate, parseOffer, type Capabilities, type Negotiation } from '../../signaling/sdp/negotiate.js';
+import { networkInterfaces } from 'node:os';
+import { buildAnswer, negotiate, parseOffer, type Capabilities, type Negotiation } from '../../signaling/sdp/negotiate.js';
+import { LeanViewer, StreamFanout } from './fanout.js';
 import { ffmpegAvailable, OPUS_CLOCK_RATE, OpusTranscoder, type OpusSink } from './opus-transcoder.js';
+import { dtlsIdentity, LeanPeer } from './peer.js';
+import type { UdpMux } from './udp-mux.js';
 
 /**
  * RTP packet size budget: 1200 bytes of RTP leaves room for SRTP's 10-byte tag, UDP/IPv6 headers and a TURN
@@ -44,6 +48,16 @@ export interface IceServer {
 
 /** Settings shared by every WebRTC session of a server. */
 export interface WebrtcEgressOptions {
+  /**
+   * 'lean' (default): the gateway's own ICE-lite/DTLS/SRTP peers on the shared `mux` port, packets built once per
+   * stream. 'werift': one werift RTCPeerConnection per viewer (its own UDP port each), kept as the reference the
+   * benchmark compares against.
+   */
+  engine?: 'lean' | 'werift';
+  /** the shared ICE socket (required for the lean engine) */
+  mux?: UdpMux;
+  /** address the ICE socket is bound to; a specific one becomes the only host candidate */
+  iceHost?: string | undefined;
   /** extra host candidates (public IP behind NAT) */
   additionalHosts: string[];
   /** UDP ports werift may bind per peer; undefined = any */
@@ -275,6 +289,11 @@ export class WhepSession implements Session, FrameSink {
     this.audioTx.sender.sendRtp(pkt).catch((err: unknown) => this.warn.warn({ session: this.id, err: String(err) }, 'webrtc: audio send failed'));
   }
 
+  /** Trickle ICE from the client. */
+  async addRemoteCandidate(candidate: string): Promise<void> {
+    await this.pc.addIceCandidate({ candidate, sdpMLineIndex: 0 });
+  }
+
   /** FrameSink: werift queues in the kernel socket buffer; nothing is held here. */
   bufferedBytes(): number {
     return 0;
@@ -309,10 +328,27 @@ export class WhepSession implements Session, FrameSink {
   }
 }
 
+/** A WebRTC viewer of either engine, as the signaling layer sees it. */
+export type ViewerSession = WhepSession | LeanViewer;
+
+/** Host candidate addresses: the bound address, or every non-internal IPv4 address, plus the configured extras. */
+export function hostCandidates(bound: string | undefined, additional: readonly string[]): string[] {
+  const out: string[] = [];
+  if (bound && bound !== '0.0.0.0' && bound !== '::') out.push(bound);
+  else {
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) out.push(a.address);
+    }
+  }
+  for (const a of additional) if (!out.includes(a)) out.push(a);
+  return out;
+}
+
 /** Creates and tracks WebRTC viewer sessions. */
 export class WebrtcEgress {
-  readonly sessions = new Map<string, WhepSession>();
+  readonly sessions = new Map<string, ViewerSession>();
   readonly pool = new TranscoderPool();
+  private readonly fanouts = new WeakMap<Stream, StreamFanout>();
 
   constructor(
     private readonly registry: PathRegistry,
@@ -336,12 +372,13 @@ export class WebrtcEgress {
    * bus. The returned session holds the answer SDP.
    * @throws ParseError (400), ProtocolError (488), NotFoundError (404), AuthError (401), BusyError (503)
    */
-  async createViewer(path: string, offerSdp: string, req: Omit<AccessRequest, 'action' | 'path'>): Promise<WhepSession> {
+  async createViewer(path: string, offerSdp: string, req: Omit<AccessRequest, 'action' | 'path'>): Promise<ViewerSession> {
     const max = this.opts.maxViewers ?? DEFAULT_MAX_VIEWERS;
     if (this.sessions.size >= max) throw new BusyError(`the server has reached its limit of ${max} WebRTC viewers`);
     const offer = parseOffer(offerSdp);
     const stream = await this.registry.waitReady(path, req);
     const neg = negotiate(offer, WebrtcEgress.capabilities(stream));
+    if ((this.opts.engine ?? 'lean') === 'lean') return this.createLeanViewer(path, stream, offer, neg, req);
     const pc = new RTCPeerConnection({
       codecs: {
         video: neg.video?.codec
@@ -386,6 +423,53 @@ export class WebrtcEgress {
       throw err instanceof Error ? err : new ProtocolError(500, String(err));
     }
     return session;
+  }
+
+  private async createLeanViewer(
+    path: string,
+    stream: Stream,
+    offer: ReturnType<typeof parseOffer>,
+    neg: Negotiation,
+    req: Omit<AccessRequest, 'action' | 'path'>,
+  ): Promise<LeanViewer> {
+    const mux = this.opts.mux;
+    if (!mux) throw new ProtocolError(500, 'the lean WebRTC engine needs the shared ICE socket');
+    const id = await dtlsIdentity();
+    const peer = new LeanPeer(mux, id, offer.fingerprints);
+    let fanout = this.fanouts.get(stream);
+    if (!fanout) this.fanouts.set(stream, (fanout = new StreamFanout(path, this.pool)));
+    const viewer = new LeanViewer(path, peer, neg, fanout, this.registry, this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
+    const fo = fanout;
+    fo.viewers.add(viewer);
+    this.sessions.set(viewer.id, viewer);
+    viewer.onClosed = () => {
+      this.sessions.delete(viewer.id);
+      fo.viewers.delete(viewer);
+      if (fo.viewers.size === 0) fo.release();
+    };
+    const ssrc = viewer.ssrcFor(stream);
+    const ssrcs = new Map<string, number>();
+    if (neg.video?.codec && ssrc.video !== undefined) ssrcs.set(neg.video.mid, ssrc.video);
+    if (neg.audio?.codec && ssrc.audio !== undefined) ssrcs.set(neg.audio.mid, ssrc.audio);
+    viewer.answer = buildAnswer(offer, neg, {
+      iceUfrag: peer.localUfrag,
+      icePwd: peer.localPwd,
+      fingerprint: id.fingerprint,
+      candidates: hostCandidates(this.opts.iceHost, this.opts.additionalHosts).map((address) => ({ address, port: mux.port })),
+      direction: 'sendonly',
+      ssrcs,
+      cname: viewer.id,
+      streamId: 'streamgate',
+      sessionId: String(Date.now()),
+    });
+    try {
+      this.registry.addSession(viewer);
+      viewer.reader = await this.registry.addReader(path, viewer, viewer, req);
+    } catch (err) {
+      viewer.close(err instanceof Error ? err.message : String(err));
+      throw err;
+    }
+    return viewer;
   }
 
   /** Closes every session (shutdown). */

@@ -225,3 +225,65 @@ function pickH264(codecs: OfferedCodec[], want: H264Capability | 'any'): Offered
   }
   return exact ?? covering?.c ?? highest!.c;
 }
+
+/** What the answer needs besides the negotiation. */
+export interface AnswerParams {
+  iceUfrag: string;
+  icePwd: string;
+  /** 'sha-256 AB:CD:…' */
+  fingerprint: string;
+  /** host candidates (one per address) on the shared ICE port */
+  candidates: { address: string; port: number }[];
+  /** 'sendonly' for WHEP (the gateway sends), 'recvonly' for WHIP */
+  direction: 'sendonly' | 'recvonly';
+  /** SSRC the gateway sends on, per accepted mid (WHEP) */
+  ssrcs?: Map<string, number>;
+  cname: string;
+  /** a=msid stream id */
+  streamId: string;
+  sessionId: string;
+}
+
+/** ICE candidate priority of a host candidate (RFC 8445 §5.1.2.1): type preference 126, component 1. */
+export function hostPriority(localPreference: number): number {
+  return 126 * 2 ** 24 + localPreference * 2 ** 8 + (256 - 1);
+}
+
+/**
+ * Writes the SDP answer of an ICE-lite, DTLS-passive, BUNDLEd, rtcp-mux peer (RFC 8829 §5.3, RFC 8843): one
+ * m-section per offered one, rejected ones with port 0, accepted ones with the chosen codec only.
+ */
+export function buildAnswer(offer: Offer, neg: Negotiation, p: AnswerParams): string {
+  const L: string[] = ['v=0', `o=- ${p.sessionId} 2 IN IP4 127.0.0.1`, 's=streamgate', 't=0 0', 'a=ice-lite'];
+  const bundled = neg.media.filter((m) => m.codec).map((m) => m.mid);
+  if (bundled.length > 0) L.push(`a=group:BUNDLE ${bundled.join(' ')}`);
+  L.push('a=msid-semantic: WMS *');
+  neg.media.forEach((m, i) => {
+    const offered = offer.media[i]!;
+    const proto = m.kind === 'application' ? 'UDP/DTLS/SCTP webrtc-datachannel' : 'UDP/TLS/RTP/SAVPF';
+    if (!m.codec) {
+      const fmt = m.kind === 'application' ? '' : ` ${offered.codecs[0]?.payloadType ?? 0}`;
+      L.push(`m=${m.kind} 0 ${proto}${fmt}`, 'c=IN IP4 0.0.0.0', `a=mid:${m.mid}`, 'a=inactive');
+      return;
+    }
+    const c = m.codec;
+    L.push(`m=${m.kind} 9 ${proto} ${c.payloadType}`, 'c=IN IP4 0.0.0.0', 'a=rtcp:9 IN IP4 0.0.0.0');
+    L.push(`a=ice-ufrag:${p.iceUfrag}`, `a=ice-pwd:${p.icePwd}`, `a=fingerprint:${p.fingerprint}`, 'a=setup:passive');
+    L.push(`a=mid:${m.mid}`, `a=${p.direction}`, 'a=rtcp-mux');
+    const enc = `${c.name === 'OPUS' ? 'opus' : c.name}/${c.clockRate}${c.channels !== undefined ? `/${c.channels}` : ''}`;
+    L.push(`a=rtpmap:${c.payloadType} ${enc}`);
+    if (m.kind === 'video') {
+      for (const fb of ['nack', 'nack pli', 'ccm fir']) if (c.rtcpFb.includes(fb)) L.push(`a=rtcp-fb:${c.payloadType} ${fb}`);
+    }
+    if (c.fmtpLine) L.push(`a=fmtp:${c.payloadType} ${c.fmtpLine}`);
+    const ssrc = p.ssrcs?.get(m.mid);
+    if (ssrc !== undefined && p.direction === 'sendonly') {
+      L.push(`a=msid:${p.streamId} ${p.streamId}-${m.kind}`, `a=ssrc:${ssrc} cname:${p.cname}`, `a=ssrc:${ssrc} msid:${p.streamId} ${p.streamId}-${m.kind}`);
+    }
+    p.candidates.forEach((cand, k) => {
+      L.push(`a=candidate:${k + 1} 1 udp ${hostPriority(65535 - k)} ${cand.address} ${cand.port} typ host`);
+    });
+    L.push('a=end-of-candidates');
+  });
+  return `${L.join('\r\n')}\r\n`;
+}
