@@ -16,7 +16,13 @@ import type { AccessRequest, PathRegistry } from '../media/bus/registry.js';
 import { playerPage } from '../egress/webrtc/player.js';
 import { WebrtcEgress, type IceServer, type ViewerSession } from '../egress/webrtc/sfu.js';
 import { UdpMux } from '../egress/webrtc/udp-mux.js';
-import { MAX_OFFER_BYTES } from './sdp/negotiate.js';
+import { buildAnswer, MAX_OFFER_BYTES, negotiate, parseOffer } from './sdp/negotiate.js';
+import { dtlsIdentity, LeanPeer } from '../egress/webrtc/peer.js';
+import { hostCandidates } from '../egress/webrtc/sfu.js';
+import { WebrtcToBus, type FrameTarget } from '../ingest/webrtc/to-bus.js';
+import type { Session } from '../media/bus/session.js';
+import { compoundReport, parseRtcp, RtcpReceiverStats, serializeRtcp, type RtcpPacket } from '../media/rtp/rtcp.js';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { attachWebsocketSignaling } from './ws.js';
 
 /** Options of `startWebrtcServer`, from `listeners.webrtc` in the config. */
@@ -226,7 +232,22 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
       const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       if (ct !== 'application/sdp') return send(res, 415, 'Content-Type must be application/sdp\n');
       const offer = await readBody(req, MAX_OFFER_BYTES);
-      if (r.kind === 'whip') return send(res, 405, 'WHIP publishing is not available on this server yet\n');
+      if (r.kind === 'whip') {
+        if (!mux) return send(res, 405, 'WHIP needs the lean WebRTC engine\n');
+        const pub = await createPublisher(r.path, offer, accessOf(req, url));
+        publishers.set(pub.id, pub);
+        pub.onClosed = () => publishers.delete(pub.id);
+        res.writeHead(201, {
+          ...CORS,
+          'Content-Type': 'application/sdp',
+          Location: `/${r.path}/whip/${pub.id}`,
+          ETag: `"${pub.id}"`,
+          'Accept-Patch': 'application/trickle-ice-sdpfrag',
+          Link: linkHeader(clientIce()),
+        });
+        res.end(pub.answer);
+        return;
+      }
       const session: ViewerSession = await egress.createViewer(r.path, offer, accessOf(req, url));
       res.writeHead(201, {
         ...CORS,
@@ -240,6 +261,16 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
       return;
     }
     if (r.kind !== 'session') return send(res, 404, 'not found\n');
+    if (r.endpoint === 'whip') {
+      const pub = publishers.get(r.id);
+      if (!pub || pub.path !== r.path) return send(res, 404, 'no such session\n');
+      if (method === 'DELETE') {
+        pub.close('DELETE by the client');
+        return send(res, 200, '');
+      }
+      if (method === 'PATCH') return send(res, 204, '');
+      return send(res, 405, 'method not allowed\n', { Allow: 'PATCH, DELETE, OPTIONS' });
+    }
     const session = egress.sessions.get(r.id);
     if (!session || session.path !== r.path) return send(res, 404, 'no such session\n');
     if (method === 'DELETE') {
@@ -253,6 +284,36 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
       return send(res, 204, '');
     }
     return send(res, 405, 'method not allowed\n', { Allow: 'PATCH, DELETE, OPTIONS' });
+  };
+
+  const publishers = new Map<string, WhipPublisher>();
+
+  /** A WHIP publisher: ICE-lite/DTLS/SRTP peer on the shared port, RTP → WebrtcToBus → the path's Stream. */
+  const createPublisher = async (path: string, offerSdp: string, access: Omit<AccessRequest, 'action' | 'path'>): Promise<WhipPublisher> => {
+    const offer = parseOffer(offerSdp);
+    const neg = negotiate(offer, { role: 'receive', video: 'any', audio: true });
+    const id = await dtlsIdentity();
+    const peer = new LeanPeer(mux!, id, offer.fingerprints);
+    const pub = new WhipPublisher(path, peer, opts.registry);
+    try {
+      opts.registry.addSession(pub);
+      const stream = await opts.registry.addPublisher(path, pub, access);
+      pub.attach(stream, { video: neg.video?.codec?.payloadType ?? -1, audio: neg.audio?.codec?.payloadType ?? -1 }, opts.connectTimeoutMs ?? 15_000);
+    } catch (err) {
+      pub.close(errorMessage(err));
+      throw err;
+    }
+    pub.answer = buildAnswer(offer, neg, {
+      iceUfrag: peer.localUfrag,
+      icePwd: peer.localPwd,
+      fingerprint: id.fingerprint,
+      candidates: hostCandidates(opts.host, opts.additionalHosts).map((address) => ({ address, port: mux!.port })),
+      direction: 'recvonly',
+      cname: pub.id,
+      streamId: 'streamgate',
+      sessionId: String(Date.now()),
+    });
+    return pub;
   };
 
   const server: Server = createServer((req, res) => {
@@ -290,10 +351,103 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
     close: () =>
       new Promise<void>((resolve) => {
         egress.closeAll('server shutting down');
+        for (const p of [...publishers.values()]) p.close('server shutting down');
         signaling.close();
         mux?.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),
   };
+}
+
+/** Receiver report period for WHIP publishers: browsers ramp their bitrate up on loss-free reports (RFC 3550 §6.2 allows ≥ 1 s at these rates). */
+export const WHIP_RR_INTERVAL_MS = 1000;
+
+/** A WHIP publish session. */
+export class WhipPublisher implements Session {
+  readonly id = randomUUID();
+  readonly protocol = 'webrtc' as const;
+  readonly role = 'publisher' as const;
+  state: 'connecting' | 'publish' | 'closed' = 'connecting';
+  readonly createdAt = Date.now();
+  bytesIn = 0;
+  bytesOut = 0;
+  remoteAddr = '';
+  answer = '';
+  onClosed: ((reason: string) => void) | undefined;
+  private toBus: WebrtcToBus | undefined;
+  private readonly rx = new Map<number, RtcpReceiverStats>();
+  private readonly ssrc = randomBytes(4).readUInt32BE(0);
+  private rrTimer: NodeJS.Timeout | undefined;
+  private connectTimer: NodeJS.Timeout | undefined;
+  private videoSsrc = -1;
+
+  constructor(
+    public path: string,
+    private readonly peer: LeanPeer,
+    private readonly registry: PathRegistry,
+  ) {
+    peer.onClosed = (reason) => this.close(reason);
+  }
+
+  /** Starts feeding `stream` once DTLS is up. */
+  attach(stream: FrameTarget, pts: { video: number; audio: number }, connectTimeoutMs: number): void {
+    this.toBus = new WebrtcToBus(stream, pts);
+    const toBus = this.toBus;
+    this.connectTimer = setTimeout(() => this.close(`ICE/DTLS not connected within ${connectTimeoutMs} ms`), connectTimeoutMs);
+    this.connectTimer.unref();
+    this.peer.onConnected = () => {
+      clearTimeout(this.connectTimer);
+      this.state = 'publish';
+      this.remoteAddr = `${this.peer.address}:${this.peer.port}`;
+      this.rrTimer = setInterval(() => this.reports(), WHIP_RR_INTERVAL_MS);
+      this.rrTimer.unref();
+    };
+    this.peer.onRtp = (plain) => {
+      const now = performance.now();
+      this.bytesIn += plain.byteLength;
+      const ssrc = plain.readUInt32BE(8);
+      let st = this.rx.get(ssrc);
+      const pt = plain[1]! & 0x7f;
+      if (!st && this.rx.size < 8) this.rx.set(ssrc, (st = new RtcpReceiverStats(ssrc, pt === pts.video ? 90000 : 48000)));
+      if (pt === pts.video) this.videoSsrc = ssrc;
+      st?.onRtp(plain.readUInt16BE(2), plain.readUInt32BE(4), now);
+      toBus.push(plain, now);
+      if (toBus.wantsKeyframe(now)) this.sendPli();
+    };
+    this.peer.onRtcp = (plain) => {
+      try {
+        for (const p of parseRtcp(plain)) if (p.type === 'sr') this.rx.get(p.ssrc)?.onSenderReport(p, performance.now());
+      } catch {
+        // malformed RTCP from the publisher: ignored (its media still flows)
+      }
+    };
+  }
+
+  private sendPli(): void {
+    if (this.videoSsrc < 0) return;
+    const pli: RtcpPacket = { type: 'pli', senderSsrc: this.ssrc, mediaSsrc: this.videoSsrc };
+    this.peer.sendRtcp(serializeRtcp(compoundReport({ type: 'rr', ssrc: this.ssrc, reports: [] }, this.id, [pli])));
+  }
+
+  private reports(): void {
+    const now = performance.now();
+    const blocks = [...this.rx.values()].map((s) => s.reportBlock(now)).filter((b) => b !== null);
+    this.peer.sendRtcp(serializeRtcp(compoundReport({ type: 'rr', ssrc: this.ssrc, reports: blocks }, this.id)));
+  }
+
+  stats(): Record<string, unknown> {
+    return { state: this.state, ...(this.toBus?.stats() ?? {}) };
+  }
+
+  close(reason: string): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.connectTimer);
+    clearInterval(this.rrTimer);
+    this.peer.close(reason);
+    this.registry.removePublisher(this);
+    this.registry.removeSession(this, reason);
+    this.onClosed?.(reason);
+  }
 }

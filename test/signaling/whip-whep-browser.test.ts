@@ -139,3 +139,55 @@ test('WebSocket signaling in Chromium: plays, gets stats messages, bye ends the 
   while (srv.egress.sessions.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
   assert.equal(srv.egress.sessions.size, 0);
 });
+
+test('WHIP from Chromium\'s fake camera, read back over WHEP in a second page', { skip, timeout: 90_000 }, async (t) => {
+  const ns = createNetns();
+  const cleanup: (() => unknown)[] = [() => ns.destroy()];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+  const registry = openRegistry();
+  const srv = await startWebrtcServer({ host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry });
+  cleanup.push(() => srv.close());
+  const origin = `http://${ns.hostIp}:${srv.port}`;
+  // getUserMedia needs a secure context: treat the gateway's origin as one
+  const browser = await launchChromium(ns, [`--unsafely-treat-insecure-origin-as-secure=${origin}`]);
+  cleanup.push(() => browser.close());
+  const pubPage = await browser.newPage();
+  // any document of the gateway's origin will do (the 404 text page): it only runs the publisher script
+  await pubPage.goto(`${origin}/`);
+  const whipUrl = `${origin}/live/whip/whip`;
+  const status = await pubPage.evaluate(`(async () => {
+    const ms = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 }, audio: true });
+    const pc = new RTCPeerConnection();
+    window.pc = pc;
+    for (const tr of ms.getTracks()) pc.addTransceiver(tr, { direction: 'sendonly' });
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((r) => { if (pc.iceGatheringState === 'complete') r(); pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 2000); });
+    const res = await fetch(${JSON.stringify(whipUrl)}, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+    window.whipSession = new URL(res.headers.get('Location'), location.href).toString();
+    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    return res.status;
+  })()`);
+  assert.equal(status, 201);
+  await waitConnected(pubPage);
+  // the path comes up when the first keyframe with SPS/PPS arrives
+  const end = Date.now() + 10_000;
+  while (!registry.paths.get('live/whip')?.stream.ready && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  const stream = registry.paths.get('live/whip')!.stream;
+  assert.deepEqual(stream.tracks.map((tr) => tr.codec), ['h264', 'opus']);
+  const viewer = await browser.newPage();
+  await viewer.goto(`${origin}/live/whip/`);
+  await waitConnected(viewer);
+  await new Promise((r) => setTimeout(r, 5000));
+  const s = await playStats(viewer);
+  console.log(`# WHIP→WHEP 5 s: ${JSON.stringify(s)} published ${stream.tracks[0]!.width}x${stream.tracks[0]!.height}`);
+  assert.ok(s.framesDecoded > 60, `framesDecoded ${s.framesDecoded}`);
+  assert.ok(s.frameWidth > 0);
+  assert.ok(s.audioPackets > 100, `audio packets ${s.audioPackets}`);
+  // DELETE ends the publish session
+  await pubPage.evaluate('fetch(window.whipSession, { method: "DELETE" }).then((r) => r.status)');
+  const end2 = Date.now() + 3000;
+  while (registry.paths.get('live/whip')?.publisher && Date.now() < end2) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(registry.paths.get('live/whip')?.publisher, undefined);
+});

@@ -29,7 +29,7 @@ async function mediaPair(): Promise<{ port: number; rtp: Buffer[]; rtcp: Buffer[
   const rtp: Buffer[] = [];
   const rtcp: Buffer[] = [];
   // 4 MiB receive buffers: the GOP burst at call start must not overflow the kernel queue of this test process
-  const socks = [0, 1].map(() => dgram.createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 }));
+  const socks = [0, 1].map(() => dgram.createSocket({ type: 'udp4' }));
   await Promise.all(socks.map((s, i) => new Promise<void>((r) => s.bind(port + i, '127.0.0.1', () => r()))));
   socks[0]!.on('message', (m) => rtp.push(m));
   socks[1]!.on('message', (m) => rtcp.push(m));
