@@ -5,6 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import type { Page } from 'playwright-core';
 import { startWebrtcServer } from '../../src/signaling/whip-whep.js';
 import { canRunBrowserTests, createNetns, launchChromium, openRegistry, publishToBus } from '../egress/webrtc/harness.js';
@@ -190,4 +191,47 @@ test('WHIP from Chromium\'s fake camera, read back over WHEP in a second page', 
   const end2 = Date.now() + 3000;
   while (registry.paths.get('live/whip')?.publisher && Date.now() < end2) await new Promise((r) => setTimeout(r, 100));
   assert.equal(registry.paths.get('live/whip')?.publisher, undefined);
+});
+
+test('WHEP through a TURN relay (coturn, iceTransportPolicy relay, REST credentials from turnSecret)', { skip: skip || (spawnSync('sh', ['-c', 'command -v turnserver']).status !== 0 && 'coturn not installed'), timeout: 90_000 }, async (t) => {
+  const ns = createNetns();
+  const cleanup: (() => unknown)[] = [() => ns.destroy()];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+  const turnPort = 20000 + Math.floor(Math.random() * 20000);
+  const secret = 'turn-test-secret';
+  const turn = spawn('turnserver', [
+    '-n', '--listening-ip', ns.hostIp, '--listening-port', String(turnPort), '--relay-ip', ns.hostIp,
+    '--min-port', String(turnPort + 1), '--max-port', String(turnPort + 200),
+    '--use-auth-secret', '--static-auth-secret', secret, '--realm', 'streamgate',
+    '--no-tls', '--no-dtls', '--no-cli', '--allow-loopback-peers', '--no-stdout-log', '--log-file', '/dev/null',
+  ], { stdio: 'ignore' });
+  cleanup.push(() => turn.kill('SIGKILL'));
+  const registry = openRegistry();
+  const pub = await publishToBus(registry, 'live/turn', { size: '1280x720', rate: 30, gop: 30 });
+  cleanup.push(() => pub.stop());
+  const srv = await startWebrtcServer({
+    host: ns.hostIp, port: 0, icePort: 0, additionalHosts: [], registry,
+    iceServers: [{ urls: [`turn:${ns.hostIp}:${turnPort}?transport=udp`] }], turnSecret: secret,
+  });
+  cleanup.push(() => srv.close());
+  const browser = await launchChromium(ns);
+  cleanup.push(() => browser.close());
+  const page = await browser.newPage();
+  await page.goto(`http://${ns.hostIp}:${srv.port}/live/turn/?relay=1`);
+  await waitConnected(page, 20_000);
+  await new Promise((r) => setTimeout(r, 5000));
+  const s = await playStats(page);
+  const candidateType = await page.evaluate(`(async () => {
+    const stats = await window.streamgate.pc.getStats();
+    let pairId; stats.forEach((x) => { if (x.type === 'transport') pairId = x.selectedCandidatePairId; });
+    let localId; stats.forEach((x) => { if (x.id === pairId) localId = x.localCandidateId; });
+    let type; stats.forEach((x) => { if (x.id === localId) type = x.candidateType; });
+    return type;
+  })()`);
+  console.log(`# TURN 5 s: ${JSON.stringify(s)} local candidate ${String(candidateType)}`);
+  assert.equal(candidateType, 'relay');
+  assert.ok(s.framesDecoded > 90, `framesDecoded ${s.framesDecoded}`);
+  assert.equal(s.frameWidth, 1280);
 });

@@ -28,7 +28,7 @@ async function mediaPair(): Promise<{ port: number; rtp: Buffer[]; rtcp: Buffer[
   const port = await freeUdpPair();
   const rtp: Buffer[] = [];
   const rtcp: Buffer[] = [];
-  // 4 MiB receive buffers: the GOP burst at call start must not overflow the kernel queue of this test process
+  // default-size receive buffers, as a phone has: the paced start-up burst must not overflow them
   const socks = [0, 1].map(() => dgram.createSocket({ type: 'udp4' }));
   await Promise.all(socks.map((s, i) => new Promise<void>((r) => s.bind(port + i, '127.0.0.1', () => r()))));
   socks[0]!.on('message', (m) => rtp.push(m));
