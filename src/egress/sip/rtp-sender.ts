@@ -47,6 +47,15 @@ export const SIP_RTP_MTU = RTP_DEFAULT_MTU;
  * the GOP cache's own frame bound (media/bus/stream.ts GOP_CACHE_MAX_FRAMES), which is all a start can deliver.
  */
 export const MAX_HELD_FRAMES = 1200;
+/**
+ * Pacing of RTP toward a phone (a token bucket): at most this many bytes per PACE_INTERVAL_MS, i.e. ~52 Mbit/s.
+ * The start-up burst (the GOP cache handed over when the call starts: ~250 KB for a 1 s GOP at 2 Mbit/s) then
+ * leaves in ~40 ms, and a large keyframe in a few ms, instead of in one event-loop turn; sent at once they overflow
+ * a phone's default 208 KiB socket buffer (baresip 1.0 lost 2% of the first second's video that way).
+ */
+export const PACE_BYTES = 32 * 1024;
+/** See PACE_BYTES. */
+export const PACE_INTERVAL_MS = 5;
 /** Attempts to find an even port whose successor is free too before giving up. */
 const PAIR_ATTEMPTS = 40;
 /** RTCP bandwidth assumed for the SR interval: 5% of a 2 Mbit/s call (RFC 3550 §6.2), in octets/s. */
@@ -230,6 +239,12 @@ export class SipRtpSender implements FrameSink {
   private readonly warn = new RateLimitedLog(log);
   private stream: Stream | undefined;
   private held: Frame[] | undefined = [];
+  /** packets waiting for the pacer, in order */
+  private wire: { o: Outgoing; header: Uint8Array; payload: Uint8Array }[] = [];
+  private wireBytes = 0;
+  private tokens = PACE_BYTES;
+  private tokensAtMs = performance.now();
+  private paceTimer: NodeJS.Timeout | undefined;
   private closed = false;
   bytesOut = 0;
   bytesIn = 0;
@@ -281,11 +296,11 @@ export class SipRtpSender implements FrameSink {
     }
   }
 
-  /** Sends what was held and everything after it. Call right after the 200 OK went out. */
+  /** Sends what was held (paced, see PACE_BYTES) and everything after it. Call right after the 200 OK went out. */
   activate(): void {
     const held = this.held;
     this.held = undefined;
-    if (held) for (const f of held) this.writeFrame(f);
+    if (held) for (const f of held) this.send(f);
   }
 
   writeFrame(frame: Frame): void {
@@ -294,6 +309,31 @@ export class SipRtpSender implements FrameSink {
       if (this.held.length < MAX_HELD_FRAMES) this.held.push(frame);
       return;
     }
+    this.send(frame);
+  }
+
+  /** Sends queued packets while the token bucket allows, and comes back for the rest. */
+  private flush(): void {
+    this.paceTimer = undefined;
+    const t = performance.now();
+    this.tokens = Math.min(PACE_BYTES, this.tokens + ((t - this.tokensAtMs) * PACE_BYTES) / PACE_INTERVAL_MS);
+    this.tokensAtMs = t;
+    let sent = 0;
+    while (sent < this.wire.length && this.tokens > 0 && !this.closed) {
+      const w = this.wire[sent++]!;
+      const size = w.header.length + w.payload.length;
+      this.tokens -= size;
+      this.wireBytes -= size;
+      this.bytesOut += size;
+      w.o.pair.rtp.send([w.header, w.payload], w.o.target.rtpPort, w.o.target.address, (err) => {
+        if (err) this.warn.warn({ path: this.opts.path, err: err.message }, 'SIP RTP send failed');
+      });
+    }
+    this.wire.splice(0, sent);
+    if (this.wire.length > 0 && !this.closed) this.paceTimer = setTimeout(() => this.flush(), PACE_INTERVAL_MS);
+  }
+
+  private send(frame: Frame): void {
     if (this.stream && !anchors.has(this.stream)) anchors.set(this.stream, { wallMs: this.now(), mediaMs: (frame.pts * 1000) / frame.track.clockRate });
     if (frame.track.codec === 'aac') {
       // every SIP reader feeds; each transcoder takes a frame once
@@ -310,8 +350,9 @@ export class SipRtpSender implements FrameSink {
     }
   }
 
+  /** Bytes waiting for the pacer (UDP itself never queues: the kernel takes or drops each datagram at once). */
   bufferedBytes(): number {
-    return 0; // UDP: the kernel takes or drops each datagram at once
+    return this.wireBytes;
   }
 
   private sendVideo(o: Outgoing, frame: Frame): void {
@@ -337,10 +378,9 @@ export class SipRtpSender implements FrameSink {
     o.rtcpStats.onRtpSent(ts, payload.length, now);
     o.packetsSent++;
     if (!o.target.send) return;
-    this.bytesOut += header.length + payload.length;
-    o.pair.rtp.send([header, payload], o.target.rtpPort, o.target.address, (err) => {
-      if (err) this.warn.warn({ path: this.opts.path, err: err.message }, 'SIP RTP send failed');
-    });
+    this.wire.push({ o, header, payload });
+    this.wireBytes += header.length + payload.length;
+    if (this.paceTimer === undefined) this.flush();
   }
 
   private maybeSr(o: Outgoing, now: number): void {
@@ -434,6 +474,9 @@ export class SipRtpSender implements FrameSink {
     }
     this.closed = true;
     this.held = undefined;
+    clearTimeout(this.paceTimer);
+    this.wire = [];
+    this.wireBytes = 0;
     for (const o of this.out) {
       if (o.transcoded && o.track) this.opts.transcoders.release(this.opts.path, o.transcoded.target, o.transcoded.sink);
       o.transcoded = undefined;

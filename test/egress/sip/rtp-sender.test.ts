@@ -14,6 +14,8 @@ import {
   h264PayloadsOf,
   MAX_MODE0_NALU_BYTES,
   openRtpPair,
+  PACE_BYTES,
+  PACE_INTERVAL_MS,
   SIP_RTP_MTU,
   SipRtpSender,
   type SipMediaTarget,
@@ -160,6 +162,31 @@ describe('SIP RTP sender', () => {
     sender.close('done');
     phone.close();
     phone2.close();
+  });
+
+  it('paces a start-up burst: at most PACE_BYTES leave at once, the rest follows within a few intervals', async () => {
+    const phone = await phonePorts();
+    const pair = await openRtpPair('127.0.0.1');
+    const { stream, video } = videoStream();
+    const sender = new SipRtpSender({
+      path: 'test/sip',
+      media: [{ target: target('video', 'h264', 96, phone.rtpPort), pair }],
+      transcoders: new SipTranscoderPool(),
+      onEnd: () => undefined,
+    });
+    sender.start(stream);
+    // ten 20 KB pictures: 200 KB, the size of a 1 s GOP at 1.6 Mbit/s
+    for (let i = 0; i < 10; i++) sender.writeFrame(makeFrame(video, i * 3600, i * 3600, i === 0, [new Uint8Array(20_000).fill(0x65, 0, 1).fill(7, 1)]));
+    sender.activate();
+    const queued = sender.bufferedBytes();
+    assert.ok(queued > 200_000 - PACE_BYTES - SIP_RTP_MTU && queued < 200_000, `${queued} bytes wait for the pacer`);
+    await settle(30 * PACE_INTERVAL_MS);
+    assert.equal(sender.bufferedBytes(), 0);
+    const packets = phone.rtp.map((b) => parseRtp(b));
+    for (let i = 1; i < packets.length; i++) assert.equal(packets[i]!.sequenceNumber, (packets[i - 1]!.sequenceNumber + 1) & 0xffff);
+    assert.equal(packets.filter((p) => p.marker).length, 10);
+    sender.close('done');
+    phone.close();
   });
 
   it('ends the call when a new publisher brings other tracks', () => {
