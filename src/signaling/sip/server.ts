@@ -51,6 +51,12 @@ import { SipClientTransaction, SipServerTransaction, transactionKey, type SipTxA
 export const TCP_IDLE_TIMEOUT_MS = 180_000;
 /** Most simultaneous TCP connections: each holds at most MAX_SIP_MESSAGE_BYTES of parser state. */
 export const MAX_TCP_CONNECTIONS = 1024;
+/**
+ * Most live server transactions. Each lives up to 32 s after its answer over UDP (Timer J/H/L), so this sustains
+ * ~250 requests/s, far more than the phones one gateway serves; past it requests get a stateless 503 with
+ * Retry-After (RFC 3261 §21.5.4) instead of growing memory (an entry holds the request, ~1–3 KB).
+ */
+export const MAX_SERVER_TRANSACTIONS = 8192;
 /** Most remembered local-address probes (one per remote IP), so a flood of sources cannot grow the cache. */
 const MAX_LOCAL_ADDRESS_CACHE = 4096;
 
@@ -322,11 +328,11 @@ class SipServer {
   }
 
   /** Answers without a transaction (a request we could not read well enough to keep state for). */
-  private stateless(req: SipRequest, flow: Flow, status: number, reason?: string): void {
+  private stateless(req: SipRequest, flow: Flow, status: number, reason?: string, headers: [string, string][] = []): void {
     if (req.method === 'ACK') return; // never answer an ACK (§17.2.1)
     try {
       if (req.headers.getList('Via').length === 0) return;
-      const res = createResponse(req, status, { toTag: newTag(), headers: [['Server', SIP_SERVER_NAME]], ...(reason ? { reason } : {}) });
+      const res = createResponse(req, status, { toTag: newTag(), headers: [['Server', SIP_SERVER_NAME], ...headers], ...(reason ? { reason } : {}) });
       this.send(flow, res);
     } catch {
       // nothing we can answer to
@@ -381,6 +387,11 @@ class SipServer {
     if (existing) {
       if (existing.call) existing.call.sipBytesIn += size;
       return this.runServer(existing, existing.tx.push({ type: 'request', request: req }, now));
+    }
+    if (this.serverTxs.size >= MAX_SERVER_TRANSACTIONS) {
+      this.warn.warn({ remote: `${flow.remoteAddress}:${flow.remotePort}`, limit: MAX_SERVER_TRANSACTIONS }, 'too many SIP transactions: answering 503');
+      this.stateless(req, flow, 503, undefined, [['Retry-After', '5']]);
+      return;
     }
     const entry: ServerTxEntry = { tx: new SipServerTransaction(req, { reliable: flow.transport === 'TCP' }), flow, key };
     this.serverTxs.set(key, entry);

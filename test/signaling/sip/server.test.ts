@@ -204,6 +204,18 @@ async function udpSink(): Promise<{ sock: dgram.Socket; port: number; packets: B
   return { sock, port: sock.address().port, packets };
 }
 
+/** A small seeded PRNG so the garbage is the same on every run. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 async function until(fn: () => boolean, timeoutMs = 4000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!fn()) {
@@ -455,6 +467,28 @@ describe('SIP server (UDP and TCP on 127.0.0.1, real registry)', () => {
     phone.send('INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKq\r\nContent-Length: 0\r\n\r\n', server.port);
     phone.send(message({ method: 'OPTIONS', uri: uri('x'), ids: newCall(), port: phone.port }), server.port);
     await phone.next(status(200, 'OPTIONS'));
+  });
+
+  it('survives mutated INVITEs and random bytes over UDP and TCP, and answers afterwards', async () => {
+    const seed = Buffer.from(message({ method: 'INVITE', uri: uri('nope~cam'), ids: newCall(), port: phone.port, body: offerSdp(4000, 4002) }));
+    const rnd = mulberry32(7);
+    for (let i = 0; i < 400; i++) {
+      const b = Buffer.from(seed);
+      for (let k = 0; k < 1 + (i % 4); k++) b[Math.floor(rnd() * b.length)] = Math.floor(rnd() * 256);
+      phone.sock.send(i % 10 === 0 ? Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 600) }, () => Math.floor(rnd() * 256))) : b.subarray(0, 1 + Math.floor(rnd() * b.length)), server.port, '127.0.0.1');
+    }
+    for (let c = 0; c < 5; c++) {
+      const sock = net.connect(server.port, '127.0.0.1');
+      sock.on('error', () => undefined);
+      await new Promise<void>((r) => sock.once('connect', () => r()));
+      sock.write(Buffer.from(Array.from({ length: 3000 }, () => Math.floor(rnd() * 256))));
+      sock.end();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    phone.got.length = 0;
+    phone.send(message({ method: 'OPTIONS', uri: uri('x'), ids: newCall(), port: phone.port }), server.port);
+    await phone.next(status(200, 'OPTIONS'));
+    assert.equal(server.calls().length, 0, 'no call from garbage');
   });
 
   it('TCP: an INVITE written one byte at a time is answered on the connection; Contact says transport=tcp; BYE over TCP', async () => {
