@@ -146,6 +146,7 @@ export class RtmpPlaySink implements FrameSink {
   private held: Uint8Array[] = [];
   private heldAudio = 0;
   private heldBytes = 0;
+  private burstFlushQueued = false;
 
   constructor(private readonly conn: RtmpPlayConnection) {}
 
@@ -178,6 +179,15 @@ export class RtmpPlaySink implements FrameSink {
       head.writeIntBE(toMs(frame.pts - frame.dts, track.clockRate), 12 + 2, 3);
       this.queue(head);
       this.queue(base.subarray(VIDEO_PATCH_BYTES));
+      // the whole burst arrives in one synchronous loop: send it as one write, not one per frame
+      if (!this.burstFlushQueued) {
+        this.burstFlushQueued = true;
+        queueMicrotask(() => {
+          this.burstFlushQueued = false;
+          if (!this.closed) this.flush();
+        });
+      }
+      return;
     } else {
       this.queue(this.sharedBytes(frame));
     }
