@@ -337,6 +337,8 @@ export class SipCall implements Session {
     const req = this.invite;
     const uri = parseSipUri(req.uri);
     if (uri === null) return this.refuse(416, `unsupported URI scheme in ${req.uri}`);
+    // sips: asks for TLS end to end (RFC 3261 §26.2.2), which this listener does not offer
+    if (uri.scheme === 'sips') return this.refuse(416, 'sips: needs TLS, which this listener does not offer');
     const path = pathFromUser(uri.user, this.env.extensionPath);
     if (path === null) return this.refuse(404, 'no user part in the Request-URI: nothing names a path');
     this.path = path;

@@ -454,7 +454,7 @@ describe('SIP server (UDP and TCP on 127.0.0.1, real registry)', () => {
     await phone.next(status(200, 'BYE'));
   });
 
-  it('in-dialog requests without a dialog → 481; REGISTER → 405; Require: 100rel → 420; garbage is dropped', async () => {
+  it('in-dialog requests without a dialog → 481; REGISTER → 405; Require: 100rel → 420; sips:/tel: → 416; garbage is dropped', async () => {
     phone.send(message({ method: 'BYE', uri: uri('streamgate'), ids: { ...newCall(), toTag: 'gone' }, port: phone.port }), server.port);
     await phone.next(status(481, 'BYE'));
     phone.send(message({ method: 'REGISTER', uri: `sip:127.0.0.1:${server.port}`, ids: newCall(), port: phone.port }), server.port);
@@ -463,6 +463,10 @@ describe('SIP server (UDP and TCP on 127.0.0.1, real registry)', () => {
     phone.send(message({ method: 'INVITE', uri: uri('live~cam1'), ids: newCall(), port: phone.port, body: offerSdp(4000, 4002), headers: ['Require: 100rel'] }), server.port);
     const bad = await phone.next(status(420));
     assert.equal(bad.headers.get('Unsupported'), '100rel');
+    phone.send(message({ method: 'INVITE', uri: `sips:live~cam1@127.0.0.1:${server.port}`, ids: newCall(), port: phone.port, body: offerSdp(4000, 4002) }), server.port);
+    await phone.next(status(416));
+    phone.send(message({ method: 'INVITE', uri: 'tel:+15550001', ids: newCall(), port: phone.port, body: offerSdp(4000, 4002) }), server.port);
+    await phone.next(status(416));
     phone.send('\x00\xff garbage \r\n\r\n', server.port);
     phone.send('INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKq\r\nContent-Length: 0\r\n\r\n', server.port);
     phone.send(message({ method: 'OPTIONS', uri: uri('x'), ids: newCall(), port: phone.port }), server.port);
