@@ -36,6 +36,13 @@ export const SR_INTERVAL_MS = 1000;
 /** At most one keyframe-request log line per this many ms per path. */
 const PLI_LOG_MS = 10_000;
 
+/**
+ * Benchmark probe: when `samples` is an array, every viewer appends the time from a video frame entering the
+ * gateway (`Frame.receivedAtMs`) to its last packet being handed to the kernel for that viewer, in ms. Off (null)
+ * in production: one property read per frame.
+ */
+export const sendLatencyProbe: { samples: number[] | null } = { samples: null };
+
 /** One outgoing RTP stream shared by all viewers of a track. */
 export class TrackRtp {
   readonly ssrc = randomBytes(4).readUInt32BE(0);
@@ -258,6 +265,7 @@ export class LeanViewer implements Session, FrameSink {
     if (track === this.videoTrack) {
       const pkts = this.fanout.framePackets(frame);
       for (let i = 0; i < pkts.length; i++) this.send(pkts[i]!, this.videoPt);
+      sendLatencyProbe.samples?.push(performance.now() - frame.receivedAtMs);
     } else if (track === this.audioTrack) {
       if (track.codec === 'aac') this.fanout.feedAac(frame);
       else {
@@ -280,6 +288,11 @@ export class LeanViewer implements Session, FrameSink {
     c.packets++;
     c.octets += pkt.byteLength - 12;
     this.bytesOut += pkt.byteLength + 10;
+  }
+
+  /** RTP packets sent to this viewer (the benchmark's per-viewer count). */
+  get packetsSent(): number {
+    return this.peer.packetsSent;
   }
 
   /** Sender reports for every SSRC this viewer received, all on the stream's media clock. */

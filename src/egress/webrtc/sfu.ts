@@ -24,7 +24,7 @@ import { NalUnitType, nalType } from '../../media/codecs/h264.js';
 import { H264Packetizer } from '../../media/rtp/h264.js';
 import { networkInterfaces } from 'node:os';
 import { buildAnswer, negotiate, parseOffer, type Capabilities, type Negotiation } from '../../signaling/sdp/negotiate.js';
-import { LeanViewer, StreamFanout } from './fanout.js';
+import { LeanViewer, sendLatencyProbe, StreamFanout } from './fanout.js';
 import { ffmpegAvailable, OPUS_CLOCK_RATE, OpusTranscoder, type OpusSink } from './opus-transcoder.js';
 import { dtlsIdentity, LeanPeer } from './peer.js';
 import type { UdpMux } from './udp-mux.js';
@@ -272,6 +272,7 @@ export class WhepSession implements Session, FrameSink {
         this.bytesOut += pkt.byteLength;
         sender.sendRtp(pkt).catch((err: unknown) => this.warn.warn({ session: this.id, err: String(err) }, 'webrtc: video send failed'));
       }
+      sendLatencyProbe.samples?.push(performance.now() - frame.receivedAtMs);
     } else if (track === this.audioTrack && this.audioOut) {
       if (track.codec === 'opus') {
         const payload = frame.au[0];
@@ -297,6 +298,11 @@ export class WhepSession implements Session, FrameSink {
   /** FrameSink: werift queues in the kernel socket buffer; nothing is held here. */
   bufferedBytes(): number {
     return 0;
+  }
+
+  /** RTP packets handed to werift (the benchmark's per-viewer count). */
+  get packetsSent(): number {
+    return (this.videoOut?.packets ?? 0) + (this.audioOut?.packets ?? 0);
   }
 
   /** Figures for the API and the WebSocket stats messages. */

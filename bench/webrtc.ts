@@ -1,0 +1,273 @@
+/**
+ * WebRTC fan-out benchmark (issue 5, point 6): N viewers of one 2.5 Mbps H.264 720p30 stream, for the lean engine
+ * and for werift used as-is (one RTCPeerConnection per viewer), in the same run.
+ *
+ * The gateway runs in this process (WebRTC listener + a publisher replaying a pre-encoded clip in real time, so no
+ * encoder competes for CPU); viewers run in child processes (bench/webrtc-viewers.ts) that complete ICE and DTLS and
+ * count the SRTP packets they get. Figures per engine and N:
+ * - CPU µs per packet per viewer: this process's CPU during the window, minus the same window with no viewers,
+ *   divided by the packets it sent (all viewers together);
+ * - RSS per viewer: RSS growth over the no-viewer baseline, divided by N;
+ * - share of viewers that received ≥ 99 % of what was sent to them;
+ * - send latency: a video frame entering the gateway → its last packet handed to the kernel for a viewer (p50/p95);
+ * - held: every viewer connected and ≥ 95 % of them at ≥ 99 %.
+ *
+ * Standalone: `node dist/bench/webrtc.js [--viewers 10,50,100,200] [--seconds 10] [--engines lean,werift]`.
+ */
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { sendLatencyProbe } from '../src/egress/webrtc/fanout.js';
+import { makeFrame } from '../src/media/bus/frame.js';
+import { DEFAULT_PATH_SETTINGS, PathRegistry } from '../src/media/bus/registry.js';
+import type { Session } from '../src/media/bus/session.js';
+import { Track } from '../src/media/bus/track.js';
+import { isKeyframe, NalUnitType, nalType, splitAnnexB } from '../src/media/codecs/h264.js';
+import { parseSps } from '../src/media/codecs/h264-sps.js';
+import { startWebrtcServer } from '../src/signaling/whip-whep.js';
+
+/** Options of one benchmark run. */
+export interface WebrtcBenchOptions {
+  viewers: number[];
+  seconds: number;
+  engines: ('lean' | 'werift')[];
+  viewersPerProcess: number;
+}
+
+/** One measured point. */
+export interface WebrtcBenchResult {
+  engine: string;
+  n: number;
+  connected: number;
+  usPerPacketPerViewer: number;
+  rssKbPerViewer: number;
+  shareAt99: number;
+  latencyP50Ms: number;
+  latencyP95Ms: number;
+  packetsPerViewerPerSecond: number;
+  held: boolean;
+}
+
+const CLIP = '/tmp/streamgate-bench-webrtc-720p30-2500k.h264';
+const FPS = 30;
+
+/** The clip, encoded once: 10 s of testsrc2 720p30 at 2.5 Mbps CBR-ish, GOP 2 s, no B-frames, AUD per picture. */
+function clip(): Uint8Array[][] {
+  if (!existsSync(CLIP)) {
+    const r = spawnSync('ffmpeg', [
+      '-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `testsrc2=size=1280x720:rate=${FPS}`, '-t', '10',
+      '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-b:v', '2500k', '-maxrate', '2500k', '-bufsize', '2500k',
+      '-g', String(FPS * 2), '-pix_fmt', 'yuv420p', '-bsf:v', 'h264_metadata=aud=insert', '-f', 'h264', CLIP,
+    ]);
+    if (r.status !== 0) throw new Error(`ffmpeg failed: ${r.stderr?.toString()}`);
+  }
+  // cut at each access unit delimiter (start code + NAL type 9), then split each picture into NAL units
+  const buf = readFileSync(CLIP);
+  const aud = Buffer.from([0, 0, 0, 1, 0x09]);
+  const starts: number[] = [];
+  for (let k = buf.indexOf(aud); k >= 0; k = buf.indexOf(aud, k + 1)) starts.push(k);
+  starts.push(buf.byteLength);
+  const aus: Uint8Array[][] = [];
+  for (let k = 0; k + 1 < starts.length; k++) {
+    const au = splitAnnexB(buf.subarray(starts[k]!, starts[k + 1]!)).filter((n) => nalType(n) !== NalUnitType.AccessUnitDelimiter);
+    if (au.length) aus.push(au);
+  }
+  return aus;
+}
+
+function session(): Session {
+  return { id: 'bench-publisher', protocol: 'rtmp', role: 'publisher', path: '', remoteAddr: 'bench', state: 'publish', createdAt: Date.now(), bytesIn: 0, bytesOut: 0, close: () => undefined };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+interface ViewerProc {
+  child: ChildProcess;
+  request<T>(msg: object, key: string): Promise<T>;
+}
+
+function spawnViewers(): ViewerProc {
+  const child = fork(fileURLToPath(new URL('./webrtc-viewers.js', import.meta.url)), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  return {
+    child,
+    request: <T>(msg: object, key: string) =>
+      new Promise<T>((resolve) => {
+        const on = (m: Record<string, unknown>): void => {
+          if (key in m) {
+            child.off('message', on);
+            resolve(m as T);
+          }
+        };
+        child.on('message', on);
+        child.send(msg);
+      }),
+  };
+}
+
+/** Runs one engine at one N. */
+async function measure(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptions, aus: Uint8Array[][], log: (s: string) => void): Promise<WebrtcBenchResult> {
+  const registry = new PathRegistry({ resolve: () => ({ ...DEFAULT_PATH_SETTINGS, maxReaders: 0 }), authorize: async () => undefined });
+  const srv = await startWebrtcServer({ host: '127.0.0.1', port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry, engine, maxViewers: 100_000, connectTimeoutMs: 30_000 });
+  const pub = session();
+  const stream = await registry.addPublisher('bench/live', pub, { protocol: 'rtmp', ip: '127.0.0.1' });
+  const first = aus.find((au) => au.some((x) => nalType(x) === NalUnitType.Sps))!;
+  const sps = first.find((x) => nalType(x) === NalUnitType.Sps)!;
+  const pps = first.find((x) => nalType(x) === NalUnitType.Pps)!;
+  const track = new Track({ codec: 'h264', clockRate: 90000 });
+  const info = parseSps(sps);
+  track.setH264Params(sps, pps, { width: info.width, height: info.height });
+  const [t] = stream.setTracks([track]);
+  let i = 0;
+  const t0 = performance.now();
+  // real-time replay: catch up on every tick so timer jitter never changes the frame rate
+  const timer = setInterval(() => {
+    const due = Math.floor(((performance.now() - t0) * FPS) / 1000);
+    while (i <= due) {
+      const au = aus[i % aus.length]!;
+      const pts = i * (90000 / FPS);
+      stream.write(makeFrame(t!, pts, pts, isKeyframe(au), au));
+      i++;
+    }
+  }, 5);
+  try {
+    await sleep(1500);
+    const baseCpu0 = process.cpuUsage();
+    const baseT0 = performance.now();
+    await sleep(3000);
+    const baseCpuUs = (process.cpuUsage(baseCpu0).user + process.cpuUsage(baseCpu0).system) / ((performance.now() - baseT0) / 1000);
+    const baseRss = process.memoryUsage().rss;
+
+    const procs: ViewerProc[] = [];
+    const url = `http://127.0.0.1:${srv.port}/bench/live/whep`;
+    let connected = 0;
+    for (let left = n; left > 0; left -= o.viewersPerProcess) procs.push(spawnViewers());
+    const starts = await Promise.all(
+      procs.map((p, k) => p.request<{ ready: number; failed: number }>({ start: { url, count: Math.min(o.viewersPerProcess, n - k * o.viewersPerProcess), concurrency: 4 } }, 'ready')),
+    );
+    connected = starts.reduce((s, r) => s + r.ready, 0);
+    log(`  ${engine} N=${n}: ${connected} connected`);
+    await sleep(2000);
+
+    const sentOf = (): Map<string, number> => {
+      const m = new Map<string, number>();
+      for (const s of srv.egress.sessions.values()) m.set(`/bench/live/whep/${s.id}`, s.packetsSent);
+      return m;
+    };
+    const recvOf = async (): Promise<Map<string, number>> => {
+      const m = new Map<string, number>();
+      for (const p of procs) for (const c of (await p.request<{ counts: { id: string; rtp: number }[] }>({ report: true }, 'counts')).counts) m.set(c.id, c.rtp);
+      return m;
+    };
+    sendLatencyProbe.samples = [];
+    const sent0 = sentOf();
+    const recv0 = await recvOf();
+    const cpu0 = process.cpuUsage();
+    const w0 = performance.now();
+    await sleep(o.seconds * 1000);
+    const cpu = process.cpuUsage(cpu0);
+    const wall = (performance.now() - w0) / 1000;
+    const sent1 = sentOf();
+    await sleep(300); // packets in flight
+    const recv1 = await recvOf();
+    const rss = process.memoryUsage().rss;
+    const lat = sendLatencyProbe.samples.sort((a, b) => a - b);
+    sendLatencyProbe.samples = null;
+
+    let packets = 0;
+    let ok = 0;
+    for (const [id, s1] of sent1) {
+      const sent = s1 - (sent0.get(id) ?? 0);
+      packets += sent;
+      const got = (recv1.get(id) ?? 0) - (recv0.get(id) ?? 0);
+      if (sent > 0 && got >= 0.99 * sent) ok++;
+    }
+    const cpuUs = cpu.user + cpu.system - baseCpuUs * wall;
+    for (const p of procs) p.child.send({ stop: true });
+    await sleep(500);
+    return {
+      engine,
+      n,
+      connected,
+      usPerPacketPerViewer: packets > 0 ? cpuUs / packets : Number.NaN,
+      rssKbPerViewer: Math.round((rss - baseRss) / 1024 / Math.max(1, connected)),
+      shareAt99: connected > 0 ? ok / n : 0,
+      latencyP50Ms: percentile(lat, 50),
+      latencyP95Ms: percentile(lat, 95),
+      packetsPerViewerPerSecond: connected > 0 ? packets / connected / wall : 0,
+      held: connected === n && ok / n >= 0.95,
+    };
+  } finally {
+    clearInterval(timer);
+    registry.removePublisher(pub);
+    await srv.close();
+  }
+}
+
+/** Runs the matrix; `log` gets progress lines. */
+export async function runWebrtcBench(o: WebrtcBenchOptions, log: (s: string) => void): Promise<WebrtcBenchResult[]> {
+  const aus = clip();
+  const out: WebrtcBenchResult[] = [];
+  for (const engine of o.engines) {
+    for (const n of o.viewers) {
+      const r = await measure(engine, n, o, aus, log);
+      out.push(r);
+      log(`  ${engine} N=${n}: ${r.usPerPacketPerViewer.toFixed(1)} µs/pkt/viewer, ${r.rssKbPerViewer} KB/viewer, ${(r.shareAt99 * 100).toFixed(0)}% ≥99%, latency p50 ${r.latencyP50Ms.toFixed(1)} ms p95 ${r.latencyP95Ms.toFixed(1)} ms`);
+      if (!r.held) break; // a larger N will not hold either
+    }
+  }
+  return out;
+}
+
+/** Markdown table of the results. */
+export function renderWebrtcBench(rs: WebrtcBenchResult[], o: WebrtcBenchOptions): string {
+  const lines = [
+    `One H.264 1280x720p30 stream at 2.5 Mbps replayed in real time; ${o.seconds} s window per point; viewers complete ICE+DTLS in child processes and count SRTP packets.`,
+    '',
+    '| engine | N | connected | CPU µs/pkt/viewer | RSS KB/viewer | viewers ≥ 99 % pkts | send latency p50 / p95 ms | pkts/s/viewer | held |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const r of rs) {
+    lines.push(`| ${r.engine} | ${r.n} | ${r.connected} | ${r.usPerPacketPerViewer.toFixed(1)} | ${r.rssKbPerViewer} | ${(r.shareAt99 * 100).toFixed(0)} % | ${r.latencyP50Ms.toFixed(1)} / ${r.latencyP95Ms.toFixed(1)} | ${r.packetsPerViewerPerSecond.toFixed(0)} | ${r.held ? 'yes' : 'no'} |`);
+  }
+  for (const engine of new Set(rs.map((r) => r.engine))) {
+    const held = rs.filter((r) => r.engine === engine && r.held).map((r) => r.n);
+    lines.push('', `${engine}: highest N held ${held.length ? Math.max(...held) : 0}.`);
+  }
+  return lines.join('\n');
+}
+
+/** The entry bench/run.ts can register. */
+export const webrtcBenchmark = {
+  title: 'WebRTC fan-out (issue 5)',
+  async run(args: { readers: number[]; seconds: number }, log: (line: string) => void): Promise<string> {
+    const o: WebrtcBenchOptions = { viewers: [10, 50, 100, 200], seconds: Math.min(args.seconds, 10), engines: ['lean', 'werift'], viewersPerProcess: 50 };
+    return renderWebrtcBench(await runWebrtcBench(o, log), o);
+  },
+};
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { values } = parseArgs({
+    options: {
+      viewers: { type: 'string', default: '10,50,100,200' },
+      seconds: { type: 'string', default: '10' },
+      engines: { type: 'string', default: 'lean,werift' },
+      'viewers-per-process': { type: 'string', default: '50' },
+    },
+  });
+  const o: WebrtcBenchOptions = {
+    viewers: values.viewers.split(',').map(Number),
+    seconds: Number(values.seconds),
+    engines: values.engines.split(',') as ('lean' | 'werift')[],
+    viewersPerProcess: Number(values['viewers-per-process']),
+  };
+  process.env.STREAMGATE_LOG_LEVEL ??= 'warn';
+  const rs = await runWebrtcBench(o, (s) => console.log(s));
+  console.log(renderWebrtcBench(rs, o));
+  process.exit(0);
+}
