@@ -172,6 +172,19 @@ paths:
     }
   });
 
+  it('SIP over TCP (sipp -t t1): the same call on one connection', async () => {
+    const audio = await mediaPair();
+    const video = await mediaPair();
+    try {
+      const r = await sipp('uac-pcmu-h264.xml', gw.ports.sip!, 'live~cam1', audio.port, video.port, ['-t', 't1', '-d', '1000']);
+      assert.equal(r.code, 0, r.stdout.slice(-800));
+      assert.ok(video.rtp.length > 20 && audio.rtp.length > 20, `${video.rtp.length} video, ${audio.rtp.length} audio packets`);
+    } finally {
+      audio.close();
+      video.close();
+    }
+  });
+
   it('an extension and OPTIONS: sip:1001 reads live/cam1; OPTIONS gets 200; an unknown path gets 404', async () => {
     const audio = await mediaPair();
     const video = await mediaPair();
