@@ -133,7 +133,7 @@ describe('RTMP end to end', { skip: !haveFfmpeg, concurrency: true, timeout: 90_
       [
         // a reader whose socket stays over readerQueueBytes for writeTimeout is dead, not slow
         'writeTimeout: 2s',
-        'readerQueueBytes: 65536',
+        'readerQueueBytes: 524288', // 0.5 s of the 8 Mbit/s test stream: a busy CI machine must not make good readers drop
         'paths:',
         '  secure/cam: { publishUser: pub, publishPass: secret }',
         '  "~^grace/": { publisherGrace: 5s }',

@@ -145,7 +145,6 @@ export class RtmpPlaySink implements FrameSink {
   private holdAudio = false;
   private held: Uint8Array[] = [];
   private heldAudio = 0;
-  private heldBytes = 0;
   private burstFlushQueued = false;
 
   constructor(private readonly conn: RtmpPlayConnection) {}
@@ -196,7 +195,9 @@ export class RtmpPlaySink implements FrameSink {
   }
 
   bufferedBytes(): number {
-    return this.conn.bufferedBytes() + this.heldBytes;
+    // held bytes are left out: a few audio frames, or the catch-up burst, which is shared buffers that go out
+    // in the same tick and must not count against the reader as a backlog
+    return this.conn.bufferedBytes();
   }
 
   close(reason: string): void {
@@ -218,7 +219,6 @@ export class RtmpPlaySink implements FrameSink {
 
   private queue(bytes: Uint8Array): void {
     this.held.push(bytes);
-    this.heldBytes += bytes.byteLength;
   }
 
   private flush(): void {
@@ -232,7 +232,6 @@ export class RtmpPlaySink implements FrameSink {
   private dropHeld(): void {
     this.held = [];
     this.heldAudio = 0;
-    this.heldBytes = 0;
   }
 
   private sendSequenceHeader(track: Track, timestampMs: number): void {

@@ -276,6 +276,7 @@ export class PathRegistry {
         entry.stream.whenReady(),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new NotFoundError(`path '${path}' did not become ready within ${limit} ms`)), limit);
+          timer.unref();
         }),
       ]);
     } finally {

@@ -61,7 +61,7 @@ test('players get metadata, sequence headers, then frames; audio rides with the 
   assert.equal(last.kind === 'avc' && last.cts, 33);
 });
 
-test('a re-timed catch-up frame is the shared chunks with only timestamp and composition time patched', () => {
+test('a re-timed catch-up frame is the shared chunks with only timestamp and composition time patched', async () => {
   const s = new Stream('live/y');
   const [v] = s.setTracks(tracks()) as [Track, Track];
   const big = new Uint8Array(10_000).fill(7); // spans 3 chunks
@@ -77,6 +77,8 @@ test('a re-timed catch-up frame is the shared chunks with only timestamp and com
   const sink = new RtmpPlaySink(conn);
   sink.start(s);
   for (const f of burst) sink.writeFrame(f);
+  await Promise.resolve(); // the burst goes out as one write in a microtask
+  assert.equal(conn.writes.length, 4, 'metadata, 2 sequence headers, the burst');
   const patched = messages(conn.writes).filter((m) => m.type === 9).slice(1);
   assert.equal(patched.length, 30);
   for (let i = 0; i < burst.length; i++) {
