@@ -14,8 +14,10 @@
  *   frame absorbs the ±1 ms jitter of millisecond (RTMP) timestamps.
  * - Segments are cut at a video keyframe once at least `segmentMinDurationMs` are buffered (audio-only: at any
  *   frame), or when the track parameters change (new init segment, EXT-X-DISCONTINUITY).
- * - Target duration rule: the playlist is published when the first segment completes, and EXT-X-TARGETDURATION is
- *   `max(ceil(segmentMinDuration), ceil(first segment duration))` from then on (6.2.1: it MUST NOT change). A later
+ * - Publication: the playlist is served once {@link SEGMENTS_TO_PUBLISH} segments are complete (fMP4 variants: two,
+ *   MPEG-TS: one), or at the end of the stream.
+ * - Target duration rule: when the first segment completes, EXT-X-TARGETDURATION is fixed to
+ *   `max(ceil(segmentMinDuration), ceil(first segment duration))` (6.2.1: it MUST NOT change). A later
  *   GOP that would make a segment round above the target is split at a part boundary instead (a segment that does
  *   not start with a keyframe), because 6.2.1 requires every EXTINF to round to ≤ the target.
  *
@@ -98,6 +100,14 @@ export interface SegmenterOptions {
   /** bytes of one segment before the muxer gives up. Default 50 MiB */
   maxSegmentBytes: number;
 }
+
+/**
+ * Complete segments before an fMP4 (LL-HLS) playlist is served. With a single segment, hls.js 1.7 starts inside
+ * it, stalls at its end and raises its target latency by a second for the rest of the session (measured with
+ * bench/hls.ts: 1.7 s instead of ~1.1 s glass to glass); gohlslib waits for two segments for the same reason
+ * (`hasContent`). MPEG-TS playlists are served after one, as players of those keep 3 target durations anyway.
+ */
+export const SEGMENTS_TO_PUBLISH = { fmp4: 2, mpegts: 1 } as const;
 
 /** Default shortest segment: the issue's "min 1 s". */
 export const DEFAULT_SEGMENT_MIN_DURATION_MS = 1000;
@@ -388,7 +398,7 @@ export class HlsSegmenter {
     return this.ended;
   }
 
-  /** EXT-X-TARGETDURATION in seconds (0 before `ready`). */
+  /** EXT-X-TARGETDURATION in seconds (0 until the first segment is complete). */
   get targetDurationS(): number {
     return this.targetDuration;
   }
@@ -503,6 +513,8 @@ export class HlsSegmenter {
       }
       this.closePart(true);
       this.closeSegment();
+      // a stream that ended early is served with what it has
+      if (!this.published && this.listed.length > 0) this.publish();
     }
     this.ended = true;
     this.events.push({ type: 'ended' });
@@ -972,18 +984,29 @@ export class HlsSegmenter {
       if (!Number.isFinite(this.pdtOriginMs)) this.pdtOriginMs = this.now;
       this.pdtFixed = true;
     }
-    if (!this.published) {
-      const minS = this.options.segmentMinDurationMs / 1000;
-      this.targetDuration = Math.max(1, Math.ceil(minS - 1e-9), Math.ceil(seg.duration / rate - 1e-9), this.minTargetDuration);
-      // 6.2.1: EXTINF rounded to the nearest second ≤ target: a segment must stay under target + 0.5 s
-      this.maxSegmentTicks = (this.targetDuration + 0.5) * rate;
-      this.published = true;
-      this.events.push({ type: 'ready' });
-    }
+    if (this.targetDuration === 0) this.fixTarget(seg);
+    const needed = this.options.variant === 'mpegts' ? SEGMENTS_TO_PUBLISH.mpegts : SEGMENTS_TO_PUBLISH.fmp4;
+    if (!this.published && this.listed.length >= needed) this.publish();
     this.events.push({ type: 'segment', msn: seg.msn });
     this.current = this.newSegment(false);
     this.current.initGen = this.initGen;
     this.trimWindow();
+    this.updatePartWindow();
+  }
+
+  /** Fixes EXT-X-TARGETDURATION from the first segment (see the module doc); later segments obey it. */
+  private fixTarget(first: Segment): void {
+    const rate = this.driving.rate;
+    const minS = this.options.segmentMinDurationMs / 1000;
+    this.targetDuration = Math.max(1, Math.ceil(minS - 1e-9), Math.ceil(first.duration / rate - 1e-9), this.minTargetDuration);
+    // 6.2.1: EXTINF rounded to the nearest second ≤ target: a segment must stay under target + 0.5 s
+    this.maxSegmentTicks = (this.targetDuration + 0.5) * rate;
+  }
+
+  /** Makes the playlist servable ('ready'). */
+  private publish(): void {
+    this.published = true;
+    this.events.push({ type: 'ready' });
     this.updatePartWindow();
   }
 

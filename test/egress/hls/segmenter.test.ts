@@ -154,11 +154,19 @@ describe('HlsSegmenter: steady 30 fps video + AAC', () => {
   const seg = new HlsSegmenter([v, a]);
   const events = feed(seg, videoTimeline(v, steady30(10), (i) => i % 30 === 0), audioTimeline(a, 10));
 
-  it('publishes once the first segment is complete', () => {
-    const firstSegment = events.findIndex((e) => e.type === 'segment');
-    assert.equal(events.findIndex((e) => e.type === 'ready'), firstSegment - 1);
-    assert.ok(events.findIndex((e) => e.type === 'part') < firstSegment, 'parts come before their segment');
+  it('publishes once two segments are complete (one for MPEG-TS)', () => {
+    const segments = events.flatMap((e, i) => (e.type === 'segment' ? [i] : []));
+    assert.equal(events.findIndex((e) => e.type === 'ready'), segments[1]! - 1);
+    assert.ok(events.findIndex((e) => e.type === 'part') < segments[0]!, 'parts come before their segment');
     assert.ok(seg.ready);
+    const ts = new HlsSegmenter([videoTrack()], { variant: 'mpegts' });
+    const tsEvents = feed(ts, videoTimeline(videoTrack(), steady30(2), (i) => i % 30 === 0));
+    assert.equal(tsEvents.findIndex((e) => e.type === 'ready'), tsEvents.findIndex((e) => e.type === 'segment') - 1);
+    // a stream that ends after one segment is still served
+    const short = new HlsSegmenter([videoTrack()]);
+    feed(short, videoTimeline(videoTrack(), Array(20).fill(3000), (i) => i === 0));
+    assert.equal(short.ready, false);
+    assert.deepEqual(short.finish(T0 + 2000).map((e) => e.type), ['part', 'segment', 'ready', 'ended']);
   });
 
   it('fixes PART-TARGET from the frame rate (6 frames + half a frame) and TARGETDURATION from the first GOP', () => {
