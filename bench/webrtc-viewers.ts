@@ -148,6 +148,8 @@ async function startViewer(base: string, id: DtlsIdentity): Promise<Viewer> {
 }
 
 const viewers: Viewer[] = [];
+// the parent died or was killed: nothing left to report to
+process.on('disconnect', () => process.exit(0));
 
 process.on('message', (msg: { start?: { url: string; count: number; concurrency: number }; report?: boolean; stop?: boolean }) => {
   void (async () => {

@@ -12,7 +12,7 @@
  * - send latency: a video frame entering the gateway → its last packet handed to the kernel for a viewer (p50/p95);
  * - held: every viewer connected and ≥ 95 % of them at ≥ 99 %.
  *
- * Standalone: `node dist/bench/webrtc.js [--viewers 10,50,100,200] [--seconds 10] [--engines lean,werift]`.
+ * Standalone: `node --expose-gc dist/bench/webrtc.js [--viewers 10,50,100,200] [--seconds 10] [--engines lean,werift]`.
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -80,6 +80,11 @@ function session(): Session {
   return { id: 'bench-publisher', protocol: 'rtmp', role: 'publisher', path: '', remoteAddr: 'bench', state: 'publish', createdAt: Date.now(), bytesIn: 0, bytesOut: 0, close: () => undefined };
 }
 
+/** A full GC before reading RSS when node runs with --expose-gc (the figures are noise without it). */
+function gc(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function percentile(sorted: number[], p: number): number {
@@ -110,8 +115,33 @@ function spawnViewers(): ViewerProc {
   };
 }
 
-/** Runs one engine at one N. */
+/**
+ * Heap use at which a point is abandoned as overloaded: werift as-is queues sends as promises, and when the CPU
+ * cannot keep up the backlog grows until the process dies (it did at N=200 here); stopping at 1.5 GB reports that
+ * as "not held" instead.
+ */
+const OVERLOAD_HEAP_BYTES = 1.5 * 1024 ** 3;
+
+/** Runs one engine at one N, abandoning it when the process is overloaded. */
 async function measure(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptions, aus: Uint8Array[][], log: (s: string) => void): Promise<WebrtcBenchResult> {
+  let watchdog: NodeJS.Timeout | undefined;
+  const overloaded = new Promise<WebrtcBenchResult>((resolve) => {
+    watchdog = setInterval(() => {
+      if (process.memoryUsage().heapUsed < OVERLOAD_HEAP_BYTES) return;
+      log(`  ${engine} N=${n}: heap over ${OVERLOAD_HEAP_BYTES / 1024 ** 3} GB — overloaded, abandoned`);
+      resolve({ engine, n, connected: 0, usPerPacketPerViewer: Number.NaN, rssKbPerViewer: Number.NaN, shareAt99: 0, latencyP50Ms: Number.NaN, latencyP95Ms: Number.NaN, packetsPerViewerPerSecond: 0, held: false });
+    }, 500);
+  });
+  const abort = { aborted: false };
+  try {
+    return await Promise.race([measureOnce(engine, n, o, aus, log, abort), overloaded]);
+  } finally {
+    abort.aborted = true;
+    clearInterval(watchdog);
+  }
+}
+
+async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptions, aus: Uint8Array[][], log: (s: string) => void, abort: { aborted: boolean }): Promise<WebrtcBenchResult> {
   const registry = new PathRegistry({ resolve: () => ({ ...DEFAULT_PATH_SETTINGS, maxReaders: 0 }), authorize: async () => undefined });
   const srv = await startWebrtcServer({ host: '127.0.0.1', port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry, engine, maxViewers: 100_000, connectTimeoutMs: 30_000 });
   const pub = session();
@@ -126,7 +156,14 @@ async function measure(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptio
   let i = 0;
   const t0 = performance.now();
   // real-time replay: catch up on every tick so timer jitter never changes the frame rate
+  const procs: ViewerProc[] = [];
   const timer = setInterval(() => {
+    if (abort.aborted) {
+      clearInterval(timer);
+      for (const p of procs) p.child.kill('SIGKILL');
+      void srv.close();
+      return;
+    }
     const due = Math.floor(((performance.now() - t0) * FPS) / 1000);
     while (i <= due) {
       const au = aus[i % aus.length]!;
@@ -141,9 +178,9 @@ async function measure(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptio
     const baseT0 = performance.now();
     await sleep(3000);
     const baseCpuUs = (process.cpuUsage(baseCpu0).user + process.cpuUsage(baseCpu0).system) / ((performance.now() - baseT0) / 1000);
+    gc();
     const baseRss = process.memoryUsage().rss;
 
-    const procs: ViewerProc[] = [];
     const url = `http://127.0.0.1:${srv.port}/bench/live/whep`;
     let connected = 0;
     for (let left = n; left > 0; left -= o.viewersPerProcess) procs.push(spawnViewers());
@@ -175,6 +212,7 @@ async function measure(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptio
     const sent1 = sentOf();
     await sleep(300); // packets in flight
     const recv1 = await recvOf();
+    gc();
     const rss = process.memoryUsage().rss;
     const lat = sendLatencyProbe.samples.sort((a, b) => a - b);
     sendLatencyProbe.samples = null;

@@ -206,11 +206,12 @@ export class UdpMux {
     this.stats.peers = this.byUfrag.size;
   }
 
-  /** Sends a datagram (errors are counted and logged at a limited rate, never thrown). */
+  /**
+   * Sends a datagram. No per-send callback (a closure per packet on the hot path): send errors surface as the
+   * socket's 'error' event, logged at a limited rate, never thrown.
+   */
   send(buf: Uint8Array, address: string, port: number): void {
-    this.socket.send(buf, port, address, (err) => {
-      if (err) this.warn.warn({ err: err.message, to: `${address}:${port}` }, 'webrtc: UDP send failed');
-    });
+    this.socket.send(buf, port, address);
   }
 
   /** Routes one datagram; public for tests. */
