@@ -263,8 +263,12 @@ export class LeanViewer implements Session, FrameSink {
     if (this.state !== 'connected') return;
     const track = frame.track;
     if (track === this.videoTrack) {
-      const pkts = this.fanout.framePackets(frame);
-      for (let i = 0; i < pkts.length; i++) this.send(pkts[i]!, this.videoPt);
+      // a catch-up copy (re-timed GOP cache, Stream catchUpBurst) reuses its original's packets — same sequence
+      // numbers, so the viewer's sequence stays contiguous into the live packets — with the timestamp re-written
+      const src = frame.origin ?? frame;
+      const pkts = this.fanout.framePackets(src);
+      const ts = src === frame ? -1 : (this.fanout.rtpOf(track).tsOffset + frame.pts) >>> 0;
+      for (let i = 0; i < pkts.length; i++) this.send(pkts[i]!, this.videoPt, ts);
       sendLatencyProbe.samples?.push(performance.now() - frame.receivedAtMs);
     } else if (track === this.audioTrack) {
       if (track.codec === 'aac') this.fanout.feedAac(frame);
@@ -280,8 +284,8 @@ export class LeanViewer implements Session, FrameSink {
     if (this.state === 'connected' && this.audioTrack?.codec === 'aac') this.send(pkt, this.audioPt);
   }
 
-  private send(pkt: Buffer, pt: number): void {
-    this.peer.sendRtp(pkt, pt);
+  private send(pkt: Buffer, pt: number, timestamp = -1): void {
+    this.peer.sendRtp(pkt, pt, timestamp);
     const ssrc = pkt.readUInt32BE(8);
     let c = this.counts.get(ssrc);
     if (!c) this.counts.set(ssrc, (c = { packets: 0, octets: 0 }));

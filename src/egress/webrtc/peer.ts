@@ -181,11 +181,14 @@ export class LeanPeer implements MuxPeer {
     this.close('ICE consent expired (no checks or media from the peer)');
   }
 
-  /** Protects and sends one RTP packet (with this peer's payload type when ≥ 0); dropped before DTLS completes. */
-  sendRtp(plain: Uint8Array, payloadType = -1): void {
+  /**
+   * Protects and sends one RTP packet (with this peer's payload type / a replaced timestamp when ≥ 0); dropped
+   * before DTLS completes.
+   */
+  sendRtp(plain: Uint8Array, payloadType = -1, timestamp = -1): void {
     const srtp = this.srtp;
     if (!srtp || this.state !== 'connected') return;
-    const out = srtp.protectRtp(plain, payloadType);
+    const out = srtp.protectRtp(plain, payloadType, timestamp);
     this.packetsSent++;
     this.bytesSent += out.byteLength;
     this.mux.send(out, this.address, this.port);

@@ -75,6 +75,8 @@ let packetizer: H264Packetizer | undefined;
  * on its own (a viewer may start at any of them).
  */
 export function h264Payloads(frame: Frame, track: Track): readonly Uint8Array[] {
+  // a re-timed catch-up copy has its original's payloads
+  frame = frame.origin ?? frame;
   const cached = payloadCache.get(frame);
   if (cached) return cached;
   let nalus = frame.au;
@@ -423,7 +425,7 @@ export class WebrtcEgress {
     try {
       await session.answerOffer(offerSdp, this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
       this.registry.addSession(session);
-      session.reader = await this.registry.addReader(path, session, session, req);
+      session.reader = await this.registry.addReader(path, session, session, req, { catchUp: true });
     } catch (err) {
       session.close(err instanceof Error ? err.message : String(err));
       throw err instanceof Error ? err : new ProtocolError(500, String(err));
@@ -470,7 +472,8 @@ export class WebrtcEgress {
     });
     try {
       this.registry.addSession(viewer);
-      viewer.reader = await this.registry.addReader(path, viewer, viewer, req);
+      // start at the live edge: the cached GOP comes re-timed (Stream catchUpBurst), the picture shows at once
+      viewer.reader = await this.registry.addReader(path, viewer, viewer, req, { catchUp: true });
     } catch (err) {
       viewer.close(err instanceof Error ? err.message : String(err));
       throw err;

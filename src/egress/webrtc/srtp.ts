@@ -148,11 +148,11 @@ export class SrtpContext {
   /**
    * Protects one RTP packet.
    * `payloadType` ≥ 0 replaces the header's PT in the output (viewers of one stream may have negotiated different
-   * payload types for the same packets).
+   * payload types for the same packets); `timestamp` ≥ 0 replaces the RTP timestamp (re-timed catch-up frames).
    * @returns a new buffer: header, encrypted payload, 10-byte tag. `packet` is not modified.
    * @throws ParseError when the RTP header is truncated
    */
-  protectRtp(packet: Uint8Array, payloadType = -1): Buffer {
+  protectRtp(packet: Uint8Array, payloadType = -1, timestamp = -1): Buffer {
     const hl = rtpHeaderLength(packet);
     if (hl < 0) throw new ParseError('srtp', 'RTP header truncated');
     const seq = (packet[2]! << 8) | packet[3]!;
@@ -172,6 +172,7 @@ export class SrtpContext {
     const out = Buffer.allocUnsafe(packet.byteLength + SRTP_AUTH_TAG_LENGTH);
     out.set(packet.subarray(0, hl), 0);
     if (payloadType >= 0) out[1] = (out[1]! & 0x80) | payloadType;
+    if (timestamp >= 0) out.writeUInt32BE(timestamp >>> 0, 4);
     const iv = counterIv(this.local.rtpSalt, ssrc, roc >>> 16, (((roc & 0xffff) << 16) | seq) >>> 0, this.iv);
     const c = createCipheriv('aes-128-ctr', this.local.rtpKey, iv);
     const enc = c.update(packet.subarray(hl));
