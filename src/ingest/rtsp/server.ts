@@ -54,7 +54,11 @@ export interface RtspPlayer {
   readonly media: readonly number[];
   /** how its media go (one transport per session); the egress paces UDP readers */
   readonly transport: 'tcp' | 'udp';
+  /** interleaved RTP channel of a SETUP media, -1 over UDP */
+  rtpChannel(media: number): number;
   sendRtp(media: number, packet: Uint8Array): void;
+  /** buffers already framed as interleaved data (the egress frames each frame once for all TCP readers), one write */
+  sendInterleaved(frames: readonly Uint8Array[]): void;
   sendRtcp(media: number, packet: Uint8Array): void;
   bufferedBytes(): number;
   end(reason: string): void;
@@ -211,16 +215,24 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspServ
 class Player implements RtspPlayer {
   readonly media: number[];
   readonly transport: 'tcp' | 'udp';
-  /** packets before the PLAY answer is written are held (the sink starts inside addReader) */
+  /** packets before the PLAY answer is written are held (the sink starts inside addReader); media -1: framed bytes */
   held: { media: number; rtcp: boolean; packet: Uint8Array }[] | undefined = [];
   paused = false;
+  /** SETUP track by media index (a per-packet lookup without a search) */
+  private readonly byMedia: (RtspSetupTrack | undefined)[] = [];
 
   constructor(
     private readonly conn: RtspConnection,
-    private readonly tracks: RtspSetupTrack[],
+    tracks: RtspSetupTrack[],
   ) {
     this.media = tracks.map((t) => t.media);
     this.transport = tracks[0]?.transport.kind ?? 'tcp';
+    for (const t of tracks) this.byMedia[t.media] = t;
+  }
+
+  rtpChannel(media: number): number {
+    const t = this.byMedia[media];
+    return t?.transport.kind === 'tcp' ? t.transport.channels[0] : -1;
   }
 
   sendRtp(media: number, packet: Uint8Array): void {
@@ -231,21 +243,36 @@ class Player implements RtspPlayer {
     this.send(media, true, packet);
   }
 
+  sendInterleaved(frames: readonly Uint8Array[]): void {
+    if (this.paused) return;
+    if (this.held) for (const f of frames) this.held.push({ media: -1, rtcp: false, packet: f });
+    else this.conn.writeMedia(frames);
+  }
+
   private send(media: number, rtcp: boolean, packet: Uint8Array): void {
     if (this.paused) return;
     if (this.held) {
       this.held.push({ media, rtcp, packet });
       return;
     }
-    const t = this.tracks.find((x) => x.media === media);
+    const t = this.byMedia[media];
     if (t) this.conn.sendMedia(t, rtcp, packet);
   }
 
-  /** The PLAY answer is out: packets go to the client from now on. */
+  /** The PLAY answer is out: packets go to the client from now on (the GOP-cache burst as one write over TCP). */
   release(): void {
     const held = this.held ?? [];
     this.held = undefined;
-    for (const h of held) this.send(h.media, h.rtcp, h.packet);
+    const framed: Uint8Array[] = [];
+    for (const h of held) {
+      if (h.media < 0) {
+        framed.push(h.packet);
+        continue;
+      }
+      if (framed.length > 0) this.sendInterleaved(framed.splice(0));
+      this.send(h.media, h.rtcp, h.packet);
+    }
+    if (framed.length > 0) this.sendInterleaved(framed);
   }
 
   bufferedBytes(): number {
@@ -396,6 +423,18 @@ export class RtspConnection implements Session {
         this.warn.warn({ media, err: err.message }, 'bad RTCP from reader dropped', now);
       }
     }
+  }
+
+  /** Writes interleaved frames the egress framed (whole frames of RTP) to the TCP connection: one syscall. */
+  writeMedia(frames: readonly Uint8Array[]): void {
+    if (this.closed || this.socket.destroyed) return;
+    const many = frames.length > 1;
+    if (many) this.socket.cork();
+    for (const f of frames) {
+      this.socket.write(f);
+      this.bytesOut += f.length;
+    }
+    if (many) this.socket.uncork();
   }
 
   /** Sends one RTP/RTCP packet of a SETUP media to the client. */

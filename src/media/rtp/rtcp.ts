@@ -748,9 +748,12 @@ export class RtcpSenderStats {
     readonly clockRate: number,
   ) {}
 
-  /** Records one RTP packet sent: its timestamp and payload size (octet count excludes headers, §6.4.1). */
-  onRtpSent(rtpTimestamp: number, payloadBytes: number, nowMs: number): void {
-    this.packets = (this.packets + 1) >>> 0;
+  /**
+   * Records RTP packets sent: their (last) timestamp and payload size (octet count excludes headers, §6.4.1).
+   * @param count packets of one frame sent together (same timestamp), 1 by default
+   */
+  onRtpSent(rtpTimestamp: number, payloadBytes: number, nowMs: number, count = 1): void {
+    this.packets = (this.packets + count) >>> 0;
     this.octets = (this.octets + payloadBytes) >>> 0;
     this.lastRtpTimestamp = rtpTimestamp >>> 0;
     this.lastSentAtMs = nowMs;

@@ -9,6 +9,7 @@ import {
   PACE_INTERVAL_MS,
   PACE_MIN_BYTES_PER_SEC,
   PACE_RATE_FACTOR,
+  MAX_HELD_AUDIO,
   PASSTHROUGH_MAX_PACKET,
   RtspPlaySink,
   rtpPacketsOf,
@@ -36,10 +37,45 @@ function stream(): Stream {
   return s;
 }
 
-function player(media: number[], transport: 'tcp' | 'udp' = 'tcp'): RtspPlayerHandle & { rtp: [number, Uint8Array][]; rtcp: [number, Uint8Array][] } {
+type TestPlayer = RtspPlayerHandle & {
+  rtp: [number, Uint8Array][];
+  rtcp: [number, Uint8Array][];
+  /** TCP: the framed buffers of each sendInterleaved call (one call = one write) */
+  writes: Uint8Array[][];
+};
+
+/**
+ * A player that records what the sink sends. `channels`: TCP interleaved RTP channel per media (the sink then sends
+ * framed bytes, split back into packets here); without it packets come one by one, as over UDP.
+ */
+function player(media: number[], transport: 'tcp' | 'udp' = 'tcp', channels?: number[]): TestPlayer {
   const rtp: [number, Uint8Array][] = [];
   const rtcp: [number, Uint8Array][] = [];
-  return { media, transport, rtp, rtcp, sendRtp: (m, p) => rtp.push([m, p]), sendRtcp: (m, p) => rtcp.push([m, p]), bufferedBytes: () => 0, end() {} };
+  const writes: Uint8Array[][] = [];
+  const split = (bytes: Uint8Array): void => {
+    for (let o = 0; o < bytes.length; ) {
+      assert.equal(bytes[o], 0x24, 'interleaved frame magic');
+      const len = ((bytes[o + 2] as number) << 8) | (bytes[o + 3] as number);
+      rtp.push([media[channels?.indexOf(bytes[o + 1] as number) ?? -1] ?? -1, bytes.subarray(o + 4, o + 4 + len)]);
+      o += 4 + len;
+    }
+  };
+  return {
+    media,
+    transport,
+    rtp,
+    rtcp,
+    writes,
+    rtpChannel: (m) => channels?.[media.indexOf(m)] ?? -1,
+    sendRtp: (m, p) => rtp.push([m, p]),
+    sendInterleaved(frames) {
+      writes.push([...frames]);
+      for (const f of frames) split(f);
+    },
+    sendRtcp: (m, p) => rtcp.push([m, p]),
+    bufferedBytes: () => 0,
+    end() {},
+  };
 }
 
 describe('RTSP egress', () => {
@@ -77,6 +113,39 @@ describe('RTSP egress', () => {
     assert.deepEqual(sa.rtpInfo().map((r) => r.media), [0, 1]);
     assert.equal(sa.rtpInfo()[0]?.seq, p.sequenceNumber);
     assert.equal(sa.rtpInfo()[0]?.rtptime, p.timestamp);
+  });
+
+  it('TCP readers get each frame framed once per channel, audio with the next video frame: one write per video frame', () => {
+    const s = stream();
+    const [video, audio] = s.tracks as [Track, Track];
+    const a = player([0, 1], 'tcp', [0, 2]);
+    const b = player([0, 1], 'tcp', [0, 2]);
+    const c = player([0], 'tcp', [4]);
+    const sinks = [a, b, c].map((p) => new RtspPlaySink(p, () => 1_700_000_000_000));
+    for (const k of sinks) k.start(s);
+    const idr = makeFrame(video, 0, 0, true, [new Uint8Array(5000).fill(0x65, 0, 1)]);
+    const aac = makeFrame(audio, 100, 100, true, [Uint8Array.of(1, 2, 3)]);
+    const p1 = makeFrame(video, 3000, 3000, false, [Uint8Array.of(0x41, 9)]);
+    for (const k of sinks) {
+      k.writeFrame(idr);
+      k.writeFrame(aac);
+      assert.equal(k.bufferedBytes(), k === sinks[2] ? 0 : 4 + 12 + 4 + 3, 'held audio counts as buffered');
+      k.writeFrame(p1);
+    }
+    assert.deepEqual(a.writes.map((w) => w.length), [1, 2], 'the IDR alone, then the audio with the next picture');
+    assert.ok(Buffer.isBuffer(a.writes[0]?.[0]), 'a Buffer: the socket takes it without conversion');
+    assert.equal(a.writes[0]?.[0], b.writes[0]?.[0], 'shared by readers on the same channels');
+    assert.notEqual(a.writes[0]?.[0], c.writes[0]?.[0], 'framed again for another channel');
+    const packets = rtpPacketsOf(idr);
+    assert.equal(packets.length, 5, 'SPS+PPS STAP-A and 4 FU-A');
+    const bytes = (xs: Uint8Array[]) => xs.map((x) => Uint8Array.from(x));
+    assert.deepEqual(bytes(a.rtp.filter(([m]) => m === 0).map(([, p]) => p)), bytes([...packets, ...rtpPacketsOf(p1)]));
+    assert.deepEqual(bytes(a.rtp.filter(([m]) => m === 1).map(([, p]) => p)), bytes([...rtpPacketsOf(aac)]));
+    assert.deepEqual(c.rtp.map(([m]) => m), [0, 0, 0, 0, 0, 0]);
+    assert.equal(sinks[0]?.stats()[0]?.packetsSent, 6, 'RTCP counts every packet');
+    // a video stall: audio goes out after MAX_HELD_AUDIO frames anyway
+    for (let i = 0; i < MAX_HELD_AUDIO; i++) sinks[0]?.writeFrame(makeFrame(audio, 200 + i * 1024, 200 + i * 1024, true, [Uint8Array.of(i)]));
+    assert.deepEqual(a.writes.map((w) => w.length), [1, 2, MAX_HELD_AUDIO]);
   });
 
   it('SRs are compound (SR + SDES), and map NTP to RTP on one anchor also after a GOP burst', () => {
@@ -308,7 +377,7 @@ describe('RTSP egress pass-through of the publisher RTP packets', () => {
     assert.deepEqual([sink.stats()[0]?.framesPassedThrough, sink.stats()[0]?.framesPacketized], [2, 2]);
     const got = pl.rtp.map(([, p]) => parseRtp(p));
     const first = got[0] as ReturnType<typeof parseRtp>;
-    assert.equal(first.payload[0]! & 0x1f, NalUnitType.StapA);
+    assert.equal((first.payload[0] as number) & 0x1f, NalUnitType.StapA);
     assert.deepEqual(
       got.map((p) => p.sequenceNumber),
       got.map((_, i) => (first.sequenceNumber + i) & 0xffff),

@@ -332,6 +332,10 @@ describe('RtcpSenderStats', () => {
     assert.equal(sr.packetCount, 2);
     assert.equal(sr.octetCount, 1500);
     assert.equal(ntpToUnixMs(sr.ntpSec, sr.ntpFrac), t0 + 101);
+    // the packets of one frame recorded at once count the same
+    const b = new RtcpSenderStats(0x1234, 90000);
+    b.onRtpSent(0xfffff000, 1500, t0 + 1, 2);
+    assert.deepEqual(b.senderReport(t0 + 101), sr);
   });
 
   it('round trip from LSR/DLSR: 2 × 40 ms one-way plus 250 ms hold → 80 ms', () => {
