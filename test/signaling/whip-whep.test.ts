@@ -121,3 +121,23 @@ test('WHEP: sessions that never complete ICE are timed out and freed', async (t)
   assert.equal(srv.egress.sessions.size, 0);
   assert.equal(registry.sessions.size, 1);
 });
+
+test('WHEP: a stream with B-frames is refused with 406 and the reason (Chromium shows only its keyframes)', async (t) => {
+  const { Track } = await import('../../src/media/bus/track.js');
+  const { NalUnitType, nalType, splitAnnexB } = await import('../../src/media/codecs/h264.js');
+  const registry = openRegistry();
+  const srv = await startWebrtcServer({ host: '127.0.0.1', port: 0, icePort: 0, registry, additionalHosts: [], iceServers: [] });
+  t.after(() => srv.close());
+  // x264 High with its default B-frames: the SPS says max_num_reorder_frames = 2
+  const h264 = readFileSync(new URL('../../../test/fixtures/h264/libx264-1280x720-high.h264', import.meta.url));
+  const nalus = splitAnnexB(h264.subarray(0, 4000));
+  const track = new Track({ codec: 'h264', clockRate: 90000 });
+  track.setH264Params(nalus.find((n) => nalType(n) === NalUnitType.Sps)!, nalus.find((n) => nalType(n) === NalUnitType.Pps)!, { width: 1280, height: 720 });
+  const pubSession = { id: 'p', protocol: 'rtmp' as const, role: 'publisher' as const, path: '', remoteAddr: '', state: 'publish', createdAt: 0, bytesIn: 0, bytesOut: 0, close: () => undefined };
+  const stream = await registry.addPublisher('live/bframes', pubSession, { protocol: 'rtmp', ip: '127.0.0.1' });
+  stream.setTracks([track]);
+  const r = await fetch(`http://127.0.0.1:${srv.port}/live/bframes/whep`, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: fixture('chromium-156-whep-offer.sdp') });
+  assert.equal(r.status, 406);
+  assert.match(await r.text(), /B-frames/);
+  registry.removePublisher(pubSession);
+});

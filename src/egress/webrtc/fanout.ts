@@ -263,6 +263,11 @@ export class LeanViewer implements Session, FrameSink {
     if (this.state !== 'connected') return;
     const track = frame.track;
     if (track === this.videoTrack) {
+      if (frame.pts !== frame.dts && frame.origin === undefined) {
+        // see webrtcRefusal in sfu.ts: Chromium shows only keyframes of a stream with B-frames
+        this.close('the stream switched to B-frames, which browsers cannot play');
+        return;
+      }
       // a catch-up copy (re-timed GOP cache, Stream catchUpBurst) reuses its original's packets — same sequence
       // numbers, so the viewer's sequence stays contiguous into the live packets — with the timestamp re-written
       const src = frame.origin ?? frame;

@@ -12,7 +12,8 @@ import {
   RTCRtpCodecParameters,
   type RTCRtpTransceiver,
 } from 'werift';
-import { BusyError, ProtocolError } from '../../errors.js';
+import { BusyError, ProtocolError, UnsupportedError } from '../../errors.js';
+import { parseSps } from '../../media/codecs/h264-sps.js';
 import { log, RateLimitedLog } from '../../log.js';
 import type { Frame } from '../../media/bus/frame.js';
 import type { FrameSink, Reader } from '../../media/bus/reader.js';
@@ -87,6 +88,29 @@ export function h264Payloads(frame: Frame, track: Track): readonly Uint8Array[] 
   const payloads = packetizer.payloads(nalus);
   payloadCache.set(frame, payloads);
   return payloads;
+}
+
+/**
+ * Why a stream cannot be sent to browsers, or null. Chromium's WebRTC H.264 path does not reorder: with B-frames
+ * (measured with Chromium 156 and x264 `-bf 2`) it decodes only the keyframes (12 of 278 frames received in 10 s)
+ * and keeps sending PLIs, so such streams are refused with this reason instead of showing a frozen picture.
+ * Detected from the SPS (VUI max_num_reorder_frames > 0) or from cached frames whose pts ≠ dts.
+ */
+export function webrtcRefusal(stream: Stream): string | null {
+  const v = stream.tracks.find((t) => t.codec === 'h264');
+  if (!v) return null;
+  let reorder = false;
+  if (v.sps) {
+    try {
+      reorder = (parseSps(v.sps).vui?.maxNumReorderFrames ?? 0) > 0;
+    } catch {
+      // an SPS we cannot parse says nothing about B-frames; the frames below still do
+    }
+  }
+  if (!reorder) reorder = stream.cachedFrames().some((f) => f.track === v && f.pts !== f.dts);
+  return reorder
+    ? "the stream has B-frames, which browsers' WebRTC decoders cannot play (they show only keyframes); publish without B-frames (x264 -bf 0, OBS: profile baseline or 'bframes=0')"
+    : null;
 }
 
 /** Reference-counted Opus transcoders, one per path. */
@@ -266,6 +290,10 @@ export class WhepSession implements Session, FrameSink {
     if (this.state === 'closed') return;
     const track = frame.track;
     if (track === this.videoTrack && this.videoOut && this.videoTx) {
+      if (frame.pts !== frame.dts) {
+        this.close('the stream switched to B-frames, which browsers cannot play');
+        return;
+      }
       const payloads = h264Payloads(frame, track);
       const out = this.videoOut;
       const sender = this.videoTx.sender;
@@ -385,6 +413,8 @@ export class WebrtcEgress {
     if (this.sessions.size >= max) throw new BusyError(`the server has reached its limit of ${max} WebRTC viewers`);
     const offer = parseOffer(offerSdp);
     const stream = await this.registry.waitReady(path, req);
+    const refusal = webrtcRefusal(stream);
+    if (refusal) throw new UnsupportedError(refusal);
     const neg = negotiate(offer, WebrtcEgress.capabilities(stream));
     if ((this.opts.engine ?? 'lean') === 'lean') return this.createLeanViewer(path, stream, offer, neg, req);
     const pc = new RTCPeerConnection({
