@@ -198,7 +198,16 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
   const engine = opts.engine ?? 'lean';
   // the lean engine puts every peer on icePort (0 in tests: any free port)
   const mux = engine === 'lean' ? await UdpMux.bind(opts.icePort, opts.host) : undefined;
-  const egressOpts: ConstructorParameters<typeof WebrtcEgress>[1] = { additionalHosts: opts.additionalHosts, engine, iceHost: opts.host };
+  const publishers = new Map<string, WhipPublisher>();
+  const egressOpts: ConstructorParameters<typeof WebrtcEgress>[1] = {
+    additionalHosts: opts.additionalHosts,
+    engine,
+    iceHost: opts.host,
+    // viewers' PLI/FIR reach WHIP publishers of the same path (throttled by the fan-out)
+    requestKeyframe: (path) => {
+      for (const p of publishers.values()) if (p.path === path) p.requestKeyframe();
+    },
+  };
   if (mux) egressOpts.mux = mux;
   if (opts.maxViewers !== undefined) egressOpts.maxViewers = opts.maxViewers;
   if (opts.connectTimeoutMs !== undefined) egressOpts.connectTimeoutMs = opts.connectTimeoutMs;
@@ -285,8 +294,6 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
     }
     return send(res, 405, 'method not allowed\n', { Allow: 'PATCH, DELETE, OPTIONS' });
   };
-
-  const publishers = new Map<string, WhipPublisher>();
 
   /** A WHIP publisher: ICE-lite/DTLS/SRTP peer on the shared port, RTP → WebrtcToBus → the path's Stream. */
   const createPublisher = async (path: string, offerSdp: string, access: Omit<AccessRequest, 'action' | 'path'>): Promise<WhipPublisher> => {
@@ -422,6 +429,11 @@ export class WhipPublisher implements Session {
         // malformed RTCP from the publisher: ignored (its media still flows)
       }
     };
+  }
+
+  /** A viewer needs a keyframe: PLI to the browser/OBS that publishes. */
+  requestKeyframe(): void {
+    if (this.state === 'publish') this.sendPli();
   }
 
   private sendPli(): void {

@@ -33,6 +33,8 @@ import { h264Payloads, type TranscoderPool } from './sfu.js';
 export const NACK_HISTORY = 1024;
 /** RTCP sender report period per viewer: libwebrtc sends one per ~1 s for video; enough for A/V sync and RTT. */
 export const SR_INTERVAL_MS = 1000;
+/** Keyframe requests passed to the publisher at most this often per path (libwebrtc throttles its own PLIs to ~1/RTT; 500 ms keeps an encoder from being flooded by many viewers). */
+export const KEYFRAME_REQUEST_MS = 500;
 /** At most one keyframe-request log line per this many ms per path. */
 const PLI_LOG_MS = 10_000;
 
@@ -86,11 +88,13 @@ export class StreamFanout {
   readonly viewers = new Set<LeanViewer>();
   private transcoding: { track: Track; sink: OpusSink } | undefined;
   private lastPliLog = -Infinity;
+  private lastUpstream = -Infinity;
   pliReceived = 0;
 
   constructor(
     readonly path: string,
     private readonly pool: TranscoderPool,
+    private readonly requestKeyframe?: (path: string) => void,
   ) {}
 
   rtpOf(track: Track): TrackRtp {
@@ -166,10 +170,17 @@ export class StreamFanout {
     this.pool.feed(this.path, frame);
   }
 
-  /** A viewer asked for a keyframe (PLI/FIR): counted; the bus has no upstream keyframe request yet. */
+  /**
+   * A viewer asked for a keyframe (PLI/FIR): counted and passed up at most once per KEYFRAME_REQUEST_MS (every
+   * viewer of a lossy network would otherwise make the encoder send keyframes back to back).
+   */
   keyframeRequested(): void {
     this.pliReceived++;
     const now = performance.now();
+    if (now - this.lastUpstream >= KEYFRAME_REQUEST_MS) {
+      this.lastUpstream = now;
+      this.requestKeyframe?.(this.path);
+    }
     if (now - this.lastPliLog > PLI_LOG_MS) {
       this.lastPliLog = now;
       log.debug({ path: this.path, total: this.pliReceived }, 'webrtc viewer asked for a keyframe');

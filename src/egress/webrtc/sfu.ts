@@ -65,6 +65,11 @@ export interface WebrtcEgressOptions {
   icePortRange?: [number, number] | undefined;
   maxViewers?: number;
   connectTimeoutMs?: number;
+  /**
+   * Asks the path's publisher for a keyframe (a viewer sent PLI/FIR). The signaling layer fills it in for WHIP
+   * publishers; the bus has no upstream request for other publishers yet.
+   */
+  requestKeyframe?: (path: string) => void;
 }
 
 const payloadCache = new WeakMap<Frame, readonly Uint8Array[]>();
@@ -475,7 +480,7 @@ export class WebrtcEgress {
     const id = await dtlsIdentity();
     const peer = new LeanPeer(mux, id, offer.fingerprints);
     let fanout = this.fanouts.get(stream);
-    if (!fanout) this.fanouts.set(stream, (fanout = new StreamFanout(path, this.pool)));
+    if (!fanout) this.fanouts.set(stream, (fanout = new StreamFanout(path, this.pool, this.opts.requestKeyframe)));
     const viewer = new LeanViewer(path, peer, neg, fanout, this.registry, this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
     const fo = fanout;
     fo.viewers.add(viewer);

@@ -111,3 +111,15 @@ test('LeanViewer: sends with its own payload type, answers NACKs from the histor
   assert.equal(v.pliReceived, 1);
   v.close('test');
 });
+
+test('StreamFanout: viewers\' keyframe requests go upstream at most once per KEYFRAME_REQUEST_MS', async () => {
+  const { KEYFRAME_REQUEST_MS } = await import('../../../src/egress/webrtc/fanout.js');
+  const asked: string[] = [];
+  const fo = new StreamFanout('live/x', new TranscoderPool(), (p) => asked.push(p));
+  for (let i = 0; i < 10; i++) fo.keyframeRequested();
+  assert.deepEqual(asked, ['live/x']);
+  assert.equal(fo.pliReceived, 10);
+  await new Promise((r) => setTimeout(r, KEYFRAME_REQUEST_MS + 20));
+  fo.keyframeRequested();
+  assert.deepEqual(asked, ['live/x', 'live/x']);
+});
