@@ -33,6 +33,8 @@ export interface WebrtcBenchOptions {
   seconds: number;
   engines: ('lean' | 'werift')[];
   viewersPerProcess: number;
+  /** send threads of the lean engine (undefined: the server's default) */
+  sendThreads?: number;
 }
 
 /** One measured point. */
@@ -143,7 +145,7 @@ async function measure(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptio
 
 async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptions, aus: Uint8Array[][], log: (s: string) => void, abort: { aborted: boolean }): Promise<WebrtcBenchResult> {
   const registry = new PathRegistry({ resolve: () => ({ ...DEFAULT_PATH_SETTINGS, maxReaders: 0 }), authorize: async () => undefined });
-  const srv = await startWebrtcServer({ host: '127.0.0.1', port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry, engine, maxViewers: 100_000, connectTimeoutMs: 30_000 });
+  const srv = await startWebrtcServer({ host: '127.0.0.1', port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry, engine, maxViewers: 100_000, connectTimeoutMs: 30_000, ...(o.sendThreads !== undefined ? { sendThreads: o.sendThreads } : {}) });
   const pub = session();
   const stream = await registry.addPublisher('bench/live', pub, { protocol: 'rtmp', ip: '127.0.0.1' });
   const first = aus.find((au) => au.some((x) => nalType(x) === NalUnitType.Sps))!;
@@ -202,6 +204,7 @@ async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchO
       return m;
     };
     sendLatencyProbe.samples = [];
+    srv.sendPool?.probe(true);
     const sent0 = sentOf();
     const recv0 = await recvOf();
     const cpu0 = process.cpuUsage();
@@ -214,6 +217,8 @@ async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchO
     const recv1 = await recvOf();
     gc();
     const rss = process.memoryUsage().rss;
+    srv.sendPool?.probe(false);
+    await sleep(600); // the threads report their samples every 500 ms
     const lat = sendLatencyProbe.samples.sort((a, b) => a - b);
     sendLatencyProbe.samples = null;
 
@@ -296,6 +301,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       seconds: { type: 'string', default: '10' },
       engines: { type: 'string', default: 'lean,werift' },
       'viewers-per-process': { type: 'string', default: '50' },
+      'send-threads': { type: 'string' },
     },
   });
   const o: WebrtcBenchOptions = {
@@ -304,6 +310,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     engines: values.engines.split(',') as ('lean' | 'werift')[],
     viewersPerProcess: Number(values['viewers-per-process']),
   };
+  if (values['send-threads'] !== undefined) o.sendThreads = Number(values['send-threads']);
   process.env.STREAMGATE_LOG_LEVEL ??= 'warn';
   const rs = await runWebrtcBench(o, (s) => console.log(s));
   console.log(renderWebrtcBench(rs, o));

@@ -16,6 +16,8 @@ import type { AccessRequest, PathRegistry } from '../media/bus/registry.js';
 import { playerPage } from '../egress/webrtc/player.js';
 import { WebrtcEgress, type IceServer, type ViewerSession } from '../egress/webrtc/sfu.js';
 import { UdpMux } from '../egress/webrtc/udp-mux.js';
+import { defaultSendThreads, SendPool } from '../egress/webrtc/send-pool.js';
+import { sendLatencyProbe } from '../egress/webrtc/fanout.js';
 import { buildAnswer, MAX_OFFER_BYTES, negotiate, parseOffer } from './sdp/negotiate.js';
 import { dtlsIdentity, LeanPeer } from '../egress/webrtc/peer.js';
 import { hostCandidates } from '../egress/webrtc/sfu.js';
@@ -42,6 +44,8 @@ export interface WebrtcServerOptions {
   connectTimeoutMs?: number;
   /** see WebrtcEgressOptions.engine; default 'lean' */
   engine?: 'lean' | 'werift';
+  /** threads that protect and send viewers' RTP (lean engine); default: cores − 1, at most 3; 0 = main thread */
+  sendThreads?: number;
 }
 
 /** A running WebRTC listener. */
@@ -51,6 +55,8 @@ export interface RunningWebrtcServer {
   egress: WebrtcEgress;
   /** the shared ICE socket (lean engine) */
   mux: UdpMux | undefined;
+  /** the send threads (lean engine), for the benchmark's latency probe */
+  sendPool: SendPool | undefined;
   close(): Promise<void>;
 }
 
@@ -197,7 +203,10 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
 export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<RunningWebrtcServer> {
   const engine = opts.engine ?? 'lean';
   // the lean engine puts every peer on icePort (0 in tests: any free port)
-  const mux = engine === 'lean' ? await UdpMux.bind(opts.icePort, opts.host) : undefined;
+  const threads = engine === 'lean' ? (opts.sendThreads ?? defaultSendThreads()) : 0;
+  const mux = engine === 'lean' ? await UdpMux.bind(opts.icePort, opts.host, threads > 0) : undefined;
+  const sendPool = mux && threads > 0 ? await SendPool.start(threads, mux.port, opts.host, (d, a, p) => mux.receive(d, a, p)) : undefined;
+  if (sendPool) sendPool.onLatency = (samples) => sendLatencyProbe.samples?.push(...samples);
   const publishers = new Map<string, WhipPublisher>();
   const egressOpts: ConstructorParameters<typeof WebrtcEgress>[1] = {
     additionalHosts: opts.additionalHosts,
@@ -209,6 +218,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
     },
   };
   if (mux) egressOpts.mux = mux;
+  if (sendPool) egressOpts.sendPool = sendPool;
   if (opts.maxViewers !== undefined) egressOpts.maxViewers = opts.maxViewers;
   if (opts.connectTimeoutMs !== undefined) egressOpts.connectTimeoutMs = opts.connectTimeoutMs;
   const egress = new WebrtcEgress(opts.registry, egressOpts);
@@ -355,12 +365,14 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
     port,
     egress,
     mux,
+    sendPool,
     close: () =>
       new Promise<void>((resolve) => {
         egress.closeAll('server shutting down');
         for (const p of [...publishers.values()]) p.close('server shutting down');
         signaling.close();
         mux?.close();
+        void sendPool?.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

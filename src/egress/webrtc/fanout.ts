@@ -57,7 +57,8 @@ export class TrackRtp {
 
   /** One RTP packet (header + payload, one allocation), remembered for NACKs. */
   packet(payload: Uint8Array, timestamp: number, marker: boolean, payloadType: number): Buffer {
-    const b = Buffer.allocUnsafe(12 + payload.byteLength);
+    // its own ArrayBuffer (not a slice of Node's 8 KiB pool): posted to a send thread, only these bytes are copied
+    const b = Buffer.allocUnsafeSlow(12 + payload.byteLength);
     b[0] = 0x80;
     b[1] = (marker ? 0x80 : 0) | payloadType;
     b.writeUInt16BE(this.seq, 2);
@@ -284,8 +285,9 @@ export class LeanViewer implements Session, FrameSink {
       const src = frame.origin ?? frame;
       const pkts = this.fanout.framePackets(src);
       const ts = src === frame ? -1 : (this.fanout.rtpOf(track).tsOffset + frame.pts) >>> 0;
-      for (let i = 0; i < pkts.length; i++) this.send(pkts[i]!, this.videoPt, ts);
-      sendLatencyProbe.samples?.push(performance.now() - frame.receivedAtMs);
+      const at = performance.timeOrigin + frame.receivedAtMs;
+      for (let i = 0; i < pkts.length; i++) this.send(pkts[i]!, this.videoPt, ts, at);
+      if (!this.peer.offloaded) sendLatencyProbe.samples?.push(performance.now() - frame.receivedAtMs);
     } else if (track === this.audioTrack) {
       if (track.codec === 'aac') this.fanout.feedAac(frame);
       else {
@@ -300,8 +302,8 @@ export class LeanViewer implements Session, FrameSink {
     if (this.state === 'connected' && this.audioTrack?.codec === 'aac') this.send(pkt, this.audioPt);
   }
 
-  private send(pkt: Buffer, pt: number, timestamp = -1): void {
-    this.peer.sendRtp(pkt, pt, timestamp);
+  private send(pkt: Buffer, pt: number, timestamp = -1, receivedAtEpochMs = 0): void {
+    this.peer.sendRtp(pkt, pt, timestamp, receivedAtEpochMs);
     const ssrc = pkt.readUInt32BE(8);
     let c = this.counts.get(ssrc);
     if (!c) this.counts.set(ssrc, (c = { packets: 0, octets: 0 }));

@@ -15,6 +15,7 @@ import {
 } from 'werift';
 import { log } from '../../log.js';
 import { SrtpContext, SRTP_AES128_CM_HMAC_SHA1_80, SRTP_MASTER_KEY_LENGTH, SRTP_MASTER_SALT_LENGTH } from './srtp.js';
+import type { SendPool } from './send-pool.js';
 import type { MuxPeer, UdpMux } from './udp-mux.js';
 
 /** The gateway's DTLS identity, shared by all peers of a process (one ECDSA P-256 key, like browsers use). */
@@ -79,11 +80,16 @@ export class LeanPeer implements MuxPeer {
   onConnected: (() => void) | undefined;
   onClosed: ((reason: string) => void) | undefined;
 
+  /** where RTP goes once DTLS is up, when send threads are used */
+  private offload: { worker: number; id: number } | undefined;
+
   constructor(
     private readonly mux: UdpMux,
     private readonly id: DtlsIdentity,
     /** fingerprints from the offer: the client certificate must match one */
     private readonly remoteFingerprints: { algorithm: string; value: string }[],
+    /** send threads for RTP (viewers); undefined: RTP is protected and sent on this thread */
+    private readonly pool?: SendPool,
   ) {
     const c = iceCredentials();
     this.localUfrag = c.ufrag;
@@ -108,8 +114,10 @@ export class LeanPeer implements MuxPeer {
     // ICE-lite follows the controlling agent: the latest nominated pair wins (RFC 8445 §8.1.1); before any
     // nomination the first checked address is used so DTLS can start
     if (nominated || !this.address) {
+      const moved = this.address !== address || this.port !== port;
       this.address = address;
       this.port = port;
+      if (moved && this.offload) this.pool?.move(this.offload, address, port);
     }
     if (!this.dtls) this.startDtls();
   }
@@ -141,6 +149,8 @@ export class LeanPeer implements MuxPeer {
     }
     const k = dtls.extractSessionKeys(SRTP_MASTER_KEY_LENGTH, SRTP_MASTER_SALT_LENGTH);
     this.srtp = new SrtpContext(k.localKey, k.localSalt, k.remoteKey, k.remoteSalt);
+    // RTP protection moves to a send thread (its own context, same keys); RTCP stays on this thread's context
+    if (this.pool) this.offload = this.pool.add([k.localKey, k.localSalt, k.remoteKey, k.remoteSalt], this.address, this.port);
     this.state = 'connected';
     this.onConnected?.();
   }
@@ -176,6 +186,11 @@ export class LeanPeer implements MuxPeer {
     }
   }
 
+  /** True when this peer's RTP goes through a send thread (which measures its own send latency). */
+  get offloaded(): boolean {
+    return this.offload !== undefined;
+  }
+
   /** MuxPeer: nothing heard for the consent timeout. */
   onTimeout(): void {
     this.close('ICE consent expired (no checks or media from the peer)');
@@ -185,9 +200,15 @@ export class LeanPeer implements MuxPeer {
    * Protects and sends one RTP packet (with this peer's payload type / a replaced timestamp when ≥ 0); dropped
    * before DTLS completes.
    */
-  sendRtp(plain: Uint8Array, payloadType = -1, timestamp = -1): void {
+  sendRtp(plain: Uint8Array, payloadType = -1, timestamp = -1, receivedAtEpochMs = 0): void {
     const srtp = this.srtp;
     if (!srtp || this.state !== 'connected') return;
+    if (this.offload) {
+      this.pool!.send(this.offload, plain, payloadType, timestamp, receivedAtEpochMs);
+      this.packetsSent++;
+      this.bytesSent += plain.byteLength + 10;
+      return;
+    }
     const out = srtp.protectRtp(plain, payloadType, timestamp);
     this.packetsSent++;
     this.bytesSent += out.byteLength;
@@ -208,6 +229,7 @@ export class LeanPeer implements MuxPeer {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.mux.remove(this);
+    if (this.offload) this.pool?.remove(this.offload);
     try {
       this.dtls?.close();
     } catch (err) {

@@ -28,6 +28,7 @@ import { buildAnswer, negotiate, parseOffer, type Capabilities, type Negotiation
 import { LeanViewer, sendLatencyProbe, StreamFanout } from './fanout.js';
 import { ffmpegAvailable, OPUS_CLOCK_RATE, OpusTranscoder, type OpusSink } from './opus-transcoder.js';
 import { dtlsIdentity, LeanPeer } from './peer.js';
+import type { SendPool } from './send-pool.js';
 import type { UdpMux } from './udp-mux.js';
 
 /**
@@ -57,6 +58,8 @@ export interface WebrtcEgressOptions {
   engine?: 'lean' | 'werift';
   /** the shared ICE socket (required for the lean engine) */
   mux?: UdpMux;
+  /** send threads for viewers' RTP (lean engine); undefined: sent on the main thread */
+  sendPool?: SendPool;
   /** address the ICE socket is bound to; a specific one becomes the only host candidate */
   iceHost?: string | undefined;
   /** extra host candidates (public IP behind NAT) */
@@ -478,7 +481,7 @@ export class WebrtcEgress {
     const mux = this.opts.mux;
     if (!mux) throw new ProtocolError(500, 'the lean WebRTC engine needs the shared ICE socket');
     const id = await dtlsIdentity();
-    const peer = new LeanPeer(mux, id, offer.fingerprints);
+    const peer = new LeanPeer(mux, id, offer.fingerprints, this.opts.sendPool);
     let fanout = this.fanouts.get(stream);
     if (!fanout) this.fanouts.set(stream, (fanout = new StreamFanout(path, this.pool, this.opts.requestKeyframe)));
     const viewer = new LeanViewer(path, peer, neg, fanout, this.registry, this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);

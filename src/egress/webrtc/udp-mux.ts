@@ -161,9 +161,12 @@ export class UdpMux {
 
   private constructor(readonly socket: Socket) {}
 
-  /** Binds the shared socket (udp4) on `host:port` (port 0: any free port). */
-  static async bind(port: number, host?: string): Promise<UdpMux> {
-    const socket = createSocket({ type: 'udp4' });
+  /**
+   * Binds the shared socket (udp4) on `host:port` (port 0: any free port). `reuseAddr` lets send threads bind the
+   * same port (send-pool.ts).
+   */
+  static async bind(port: number, host?: string, reuseAddr = false): Promise<UdpMux> {
+    const socket = createSocket({ type: 'udp4', reuseAddr });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(port, host, () => {
