@@ -148,8 +148,13 @@ async function startViewer(base: string, id: DtlsIdentity): Promise<Viewer> {
 }
 
 const viewers: Viewer[] = [];
+
+function send(m: object): void {
+  if (process.connected) process.send?.(m);
+}
 // the parent died or was killed: nothing left to report to
 process.on('disconnect', () => process.exit(0));
+process.on('error', () => process.exit(0));
 
 process.on('message', (msg: { start?: { url: string; count: number; concurrency: number }; report?: boolean; stop?: boolean }) => {
   void (async () => {
@@ -164,14 +169,14 @@ process.on('message', (msg: { start?: { url: string; count: number; concurrency:
             viewers.push(await startViewer(msg.start!.url, id));
           } catch (err) {
             failed++;
-            process.send?.({ error: String(err) });
+            send({ error: String(err) });
           }
         }
       };
       await Promise.all(Array.from({ length: msg.start.concurrency }, worker));
-      process.send?.({ ready: viewers.length, failed });
+      send({ ready: viewers.length, failed });
     } else if (msg.report) {
-      process.send?.({ counts: viewers.map((v) => ({ id: v.id, rtp: v.rtp })) });
+      send({ counts: viewers.map((v) => ({ id: v.id, rtp: v.rtp })) });
     } else if (msg.stop) {
       for (const v of viewers) v.close();
       setTimeout(() => process.exit(0), 200);
