@@ -517,7 +517,10 @@ export interface RtspPlayerHandle {
    */
   rtpChannel(media: number): number;
   sendRtp(media: number, packet: Uint8Array): void;
-  /** Writes buffers already framed as interleaved RTP (RFC 2326 §10.12) to the TCP connection, in one syscall. */
+  /**
+   * Writes buffers already framed as interleaved RTP (RFC 2326 §10.12) to the TCP connection, in one syscall.
+   * The array is the sink's and is reused after the call: keep the buffers, not the array.
+   */
   sendInterleaved(frames: readonly Uint8Array[]): void;
   sendRtcp(media: number, packet: Uint8Array): void;
   /** bytes queued toward the client (TCP `writableLength`; 0 for UDP) */
@@ -550,7 +553,7 @@ export class RtspPlaySink implements FrameSink {
   private stream: Stream | undefined;
   private pacer: UdpPacer | undefined;
   /** TCP: framed frames waiting for the next video frame (see MAX_HELD_AUDIO) */
-  private held: Buffer[] = [];
+  private readonly held: Buffer[] = [];
   private heldBytes = 0;
   private heldAudio = 0;
   private closed = false;
@@ -687,11 +690,11 @@ export class RtspPlaySink implements FrameSink {
   /** Sends the held TCP frames in one write. */
   private flush(): void {
     if (this.held.length === 0) return;
-    const frames = this.held;
-    this.held = [];
+    this.player.sendInterleaved(this.held);
+    // reused: sendInterleaved does not keep the array, only its buffers
+    this.held.length = 0;
     this.heldBytes = 0;
     this.heldAudio = 0;
-    this.player.sendInterleaved(frames);
   }
 
   /**
@@ -705,7 +708,7 @@ export class RtspPlaySink implements FrameSink {
   close(): void {
     this.closed = true;
     this.pacer?.close();
-    this.held = [];
+    this.held.length = 0;
     this.heldBytes = 0;
   }
 }
