@@ -10,7 +10,7 @@
  * - RSS per viewer: RSS growth over the no-viewer baseline, divided by N;
  * - share of viewers that received ≥ 99 % of what was sent to them;
  * - send latency: a video frame entering the gateway → its last packet handed to the kernel for a viewer (p50/p95);
- * - held: every viewer connected and ≥ 95 % of them at ≥ 99 %.
+ * - held: ≥ 95 % of the N viewers (failed connections count as failures) got ≥ 99 % of their packets.
  *
  * Standalone: `node --expose-gc dist/bench/webrtc.js [--viewers 10,50,100,200] [--seconds 10] [--engines lean,werift]`.
  */
@@ -101,6 +101,10 @@ interface ViewerProc {
 
 function spawnViewers(): ViewerProc {
   const child = fork(fileURLToPath(new URL('./webrtc-viewers.js', import.meta.url)), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  let errors = 0;
+  child.on('message', (m: { error?: string }) => {
+    if (m.error && errors++ < 3) console.error(`  viewer failed: ${m.error}`);
+  });
   return {
     child,
     request: <T>(msg: object, key: string) =>
@@ -243,7 +247,8 @@ async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchO
       latencyP50Ms: percentile(lat, 50),
       latencyP95Ms: percentile(lat, 95),
       packetsPerViewerPerSecond: connected > 0 ? packets / connected / wall : 0,
-      held: connected === n && ok / n >= 0.95,
+      // a viewer that failed to connect counts as one that did not get its packets
+      held: ok / n >= 0.95,
     };
   } finally {
     clearInterval(timer);
