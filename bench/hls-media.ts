@@ -103,7 +103,7 @@ function readFlv(file: string): FlvTag[] {
 }
 
 /** An SEI NAL unit carrying `text` after {@link STAMP_UUID}, with its 4-byte AVCC length prefix. */
-function stampNal(text: string): Buffer {
+export function stampNal(text: string): Buffer {
   const payload = Buffer.from(text, 'ascii'); // digits and '.': no zero byte, no emulation prevention needed
   const size = STAMP_UUID.length + payload.length;
   const nal = Buffer.allocUnsafe(4 + 3 + size + 1);

@@ -116,7 +116,7 @@ export interface HlsBenchResult {
   partTargetS: number;
   partHoldBackS: number;
   idle: { streamgate: LatencyStats | null; nginx: LatencyStats | null };
-  /** one entry per server and hls.js config played */
+  /** one entry per server and player page played */
   browser: { server: string; config: string; stats: BrowserStats | null; error?: string }[];
   load: LoadStep[];
   notes: string[];
@@ -378,33 +378,40 @@ function latencyStats(seen: readonly Availability[], fromMs: number, toMs: numbe
 
 // ---- browser ----
 
-/** The hls.js config of streamgate's player page (src/egress/hls/player.html), so the bench plays as users do. */
-function playerPageConfig(): string {
-  const html = readFileSync(join(REPO_ROOT, 'src/egress/hls/player.html'), 'utf8');
-  return /new Hls\((\{[^)]*\})\)/.exec(html)?.[1] ?? '{}';
-}
-
-const PAGE = (src: string, config: string): string => `<!doctype html><meta charset="utf-8"><video id="v" muted autoplay playsinline></video>
-<script src="hls.min.js"></script>
-<script>
-  'use strict';
-  const video = document.getElementById('v');
+/**
+ * Runs in every page before its scripts: wraps the `Hls` global when hls.min.js defines it, so that each player
+ * the page creates (streamgate's own player page, or {@link PAGE}) reports the frame stamps hls.js parses, and
+ * samples the latency of the frame on screen every 100 ms.
+ */
+const INSTRUMENT = `(() => {
   const marks = [];
-  const bench = { samples: [], errors: [], stalls: 0 };
+  const bench = { samples: [], errors: [], stalls: 0, players: 0 };
   window.__bench = bench;
-  const hls = new Hls(${config});
-  hls.on(Hls.Events.FRAG_PARSING_USERDATA, (_e, data) => {
-    for (const s of data.samples) if (s.uuid === '${STAMP_UUID_HLSJS}') marks.push([s.pts, Number(s.userData)]);
-    marks.sort((a, b) => a[0] - b[0]);
-    if (marks.length > 3000) marks.splice(0, marks.length - 3000);
+  let wrapped;
+  Object.defineProperty(window, 'Hls', {
+    configurable: true,
+    get() { return wrapped; },
+    set(Real) {
+      wrapped = class extends Real {
+        constructor(config) {
+          super(config);
+          bench.players++;
+          this.on(Real.Events.FRAG_PARSING_USERDATA, (_e, data) => {
+            for (const s of data.samples) if (s.uuid === '${STAMP_UUID_HLSJS}') marks.push([s.pts, Number(s.userData)]);
+            marks.sort((a, b) => a[0] - b[0]);
+            if (marks.length > 3000) marks.splice(0, marks.length - 3000);
+          });
+          this.on(Real.Events.ERROR, (_e, d) => bench.errors.push(d.type + ':' + d.details + (d.fatal ? ' (fatal)' : '')));
+          window.__benchHls = this;
+        }
+      };
+    },
   });
-  hls.on(Hls.Events.ERROR, (_e, d) => bench.errors.push(d.type + ':' + d.details + (d.fatal ? ' (fatal)' : '')));
-  video.addEventListener('waiting', () => bench.stalls++);
-  hls.loadSource(${JSON.stringify(src)});
-  hls.attachMedia(video);
-  video.play().catch(() => {});
+  document.addEventListener('waiting', () => bench.stalls++, true);
   setInterval(() => {
-    if (video.paused || video.readyState < 3) return;
+    const video = document.querySelector('video');
+    const hls = window.__benchHls;
+    if (!video || !hls || video.paused || video.readyState < 3) return;
     const t = video.currentTime;
     let m = null;
     for (let i = marks.length - 1; i >= 0; i--) if (marks[i][0] <= t + 1e-3) { m = marks[i]; break; }
@@ -412,21 +419,37 @@ const PAGE = (src: string, config: string): string => `<!doctype html><meta char
     const now = Date.now();
     bench.samples.push({ at: now, t, g2g: now - (m[1] + (t - m[0]) * 1000), latency: hls.latency, pdt: hls.playingDate ? now - hls.playingDate.getTime() : null });
   }, 100);
+})();`;
+
+/** A bare player: hls.js with its default config. */
+const PAGE = (src: string): string => `<!doctype html><meta charset="utf-8"><video muted autoplay playsinline></video>
+<script src="hls.min.js"></script>
+<script>
+  const video = document.querySelector('video');
+  const hls = new Hls();
+  hls.loadSource(${JSON.stringify(src)});
+  hls.attachMedia(video);
+  video.play().catch(() => {});
 </script>`;
 
-/** Plays `src` with hls.js (`config`: a JS object literal) in headless Chromium and samples its latency. */
-async function measureBrowser(origin: string, src: string, config: string, log: (l: string) => void): Promise<BrowserStats> {
+/**
+ * Opens `url` in headless Chromium and samples the latency of what hls.js shows. A URL ending in
+ * `/__bench__/player.html?src=…` is answered here with {@link PAGE} (hls.js defaults), any other is a real page.
+ */
+async function measureBrowser(url: string, log: (l: string) => void): Promise<BrowserStats> {
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   try {
     const page = await browser.newPage();
+    await page.addInitScript(INSTRUMENT);
     const hlsJs = readFileSync(join(REPO_ROOT, 'node_modules/hls.js/dist/hls.min.js'));
-    await page.route(`${origin}/__bench__/**`, (route) => {
-      const url = route.request().url();
-      if (url.endsWith('/hls.min.js')) return route.fulfill({ status: 200, contentType: 'application/javascript', body: hlsJs });
-      return route.fulfill({ status: 200, contentType: 'text/html', body: PAGE(src, config) });
+    await page.route('**/__bench__/**', (route) => {
+      const u = new URL(route.request().url());
+      if (u.pathname.endsWith('/hls.min.js')) return route.fulfill({ status: 200, contentType: 'application/javascript', body: hlsJs });
+      return route.fulfill({ status: 200, contentType: 'text/html', body: PAGE(u.searchParams.get('src') ?? '') });
     });
-    await page.goto(`${origin}/__bench__/player.html`);
+    await page.goto(url);
+    const src = url;
     type Sample = { at: number; t: number; g2g: number; latency: number | null; pdt: number | null };
     type Bench = { samples: Sample[]; errors: string[]; stalls: number };
     const read = (): Promise<Bench> => page.evaluate(() => (globalThis as unknown as { __bench: Bench }).__bench);
@@ -454,7 +477,7 @@ async function measureBrowser(origin: string, src: string, config: string, log: 
       stalls: b.stalls - stallsBefore,
       errors: [...new Set(b.errors)].slice(0, 5),
     };
-    log(`  hls.js ${config} ${src}: publisher→screen p50 ${out.g2g.p50.toFixed(0)} ms, p95 ${out.g2g.p95.toFixed(0)} ms; hls.latency ${out.hlsLatency.toFixed(2)} s; stalls ${out.stalls}`);
+    log(`  hls.js ${src}: publisher→screen p50 ${out.g2g.p50.toFixed(0)} ms, p95 ${out.g2g.p95.toFixed(0)} ms; hls.latency ${out.hlsLatency.toFixed(2)} s; stalls ${out.stalls}`);
     return out;
   } finally {
     await browser.close();
@@ -605,15 +628,16 @@ export async function runHls(opts: HlsBenchOptions, log: (line: string) => void)
     const browser: HlsBenchResult['browser'] = [];
     if (opts.browser && existsSync(CHROMIUM)) {
       log('hls.js in headless Chromium');
-      // streamgate as its player page plays it, then with hls.js's defaults; nginx-rtmp with the defaults
-      const plays: [string, string, string, string][] = [
-        ['streamgate', playerPageConfig(), `http://127.0.0.1:${sg.hlsPort}`, `${sgBase}/index.m3u8`],
-        ['streamgate', '{}', `http://127.0.0.1:${sg.hlsPort}`, `${sgBase}/index.m3u8`],
+      // streamgate's own player page, then hls.js with its defaults on streamgate and on nginx-rtmp
+      const bare = (origin: string, src: string): string => `${origin}/__bench__/player.html?src=${encodeURIComponent(src)}`;
+      const plays: [string, string, string][] = [
+        ['streamgate', 'player page', `${sgBase}/`],
+        ['streamgate', 'hls.js defaults', bare(`http://127.0.0.1:${sg.hlsPort}`, `${sgBase}/index.m3u8`)],
       ];
-      if (ng) plays.push(['nginx-rtmp', '{}', `http://127.0.0.1:${ng.httpPort}`, `http://127.0.0.1:${ng.httpPort}/hls/${STREAM}.m3u8`]);
-      for (const [server, config, origin, src] of plays) {
+      if (ng) plays.push(['nginx-rtmp', 'hls.js defaults', bare(`http://127.0.0.1:${ng.httpPort}`, `http://127.0.0.1:${ng.httpPort}/hls/${STREAM}.m3u8`)]);
+      for (const [server, config, url] of plays) {
         try {
-          browser.push({ server, config, stats: await measureBrowser(origin, src, config, log) });
+          browser.push({ server, config, stats: await measureBrowser(url, log) });
         } catch (e) {
           browser.push({ server, config, stats: null, error: e instanceof Error ? e.message.split('\n')[0]! : String(e) });
         }
@@ -643,6 +667,7 @@ export async function runHls(opts: HlsBenchOptions, log: (line: string) => void)
     const errs = publisher.errors();
     if (errs.some((e) => e.startsWith('streamgate'))) notes.push(`publisher: ${errs.join('; ')}`);
     if (probe.errors > 0) notes.push(`the part probe restarted ${probe.errors} times`);
+    if (nginxProbe && nginxProbe.errors > 0) notes.push(`${nginxProbe.errors} nginx playlist polls failed`);
     return { options: opts, partTargetS: probe.partTargetS, partHoldBackS: probe.partHoldBackS, idle, browser, load, notes };
   } finally {
     for (const p of probes) p.stop();
@@ -679,19 +704,19 @@ export function renderHls(r: HlsBenchResult): string {
   lines.push('', `Target "part available ≤ 250 ms after its last frame": ${r.idle.streamgate ? `${sgOk ? 'met' : 'NOT met'} at p95 (${ms(r.idle.streamgate.afterLast.p95)})` : 'not measured'}.`);
   lines.push(
     '',
-    `**hls.js ${hlsJsVersion()} in headless Chromium** (${BROWSER_SAMPLE_MS / 1000} s sampled every 100 ms after ${BROWSER_WARMUP_MS / 1000} s of play; \`{}\` = hls.js defaults, which include low-latency mode): publisher → screen = now − send time of the frame at \`currentTime\` (stamps from hls.js's FRAG_PARSING_USERDATA); \`hls.latency\` is hls.js's own estimate (distance to the live edge it knows, without the server's part building); PDT = now − \`hls.playingDate\` (streamgate dates media by its arrival).`,
+    `**hls.js ${hlsJsVersion()} in headless Chromium** (${BROWSER_SAMPLE_MS / 1000} s sampled every 100 ms after ${BROWSER_WARMUP_MS / 1000} s of play; "player page" is streamgate's own page at \`/<path>/\`, "hls.js defaults" a bare page with \`new Hls()\` (low-latency mode is on by default)): publisher → screen = now − send time of the frame at \`currentTime\` (stamps from hls.js's FRAG_PARSING_USERDATA); \`hls.latency\` is hls.js's own estimate (distance to the live edge it knows, without the server's part building); PDT = now − \`hls.playingDate\` (streamgate dates media by its arrival).`,
     '',
-    '| server | hls.js config | publisher → screen p50 / p95 | hls.latency p50 | now − PDT p50 | stalls | hls.js errors |',
+    '| server | player | publisher → screen p50 / p95 | hls.latency p50 | now − PDT p50 | stalls | hls.js errors |',
     '|---|---|---:|---:|---:|---:|---|',
   );
   for (const b of r.browser) {
     const st = b.stats;
-    if (!st) lines.push(`| ${b.server} | \`${b.config}\` | – | – | – | – | ${b.error ?? 'failed'} |`);
-    else lines.push(`| ${b.server} | \`${b.config}\` | ${ms(st.g2g.p50)} / ${ms(st.g2g.p95)} | ${Number.isFinite(st.hlsLatency) ? `${st.hlsLatency.toFixed(2)} s` : '–'} | ${st.pdt === null ? '–' : ms(st.pdt)} | ${st.stalls} | ${st.errors.join(', ') || 'none'} |`);
+    if (!st) lines.push(`| ${b.server} | ${b.config} | – | – | – | – | ${b.error ?? 'failed'} |`);
+    else lines.push(`| ${b.server} | ${b.config} | ${ms(st.g2g.p50)} / ${ms(st.g2g.p95)} | ${Number.isFinite(st.hlsLatency) ? `${st.hlsLatency.toFixed(2)} s` : '–'} | ${st.pdt === null ? '–' : ms(st.pdt)} | ${st.stalls} | ${st.errors.join(', ') || 'none'} |`);
   }
   const page = r.browser.find((b) => b.server === 'streamgate' && b.stats);
   if (page?.stats) {
-    lines.push('', `Target "hls.js latency ≤ 1.5 s" (streamgate's player page config): ${page.stats.g2g.p95 <= 1500 ? 'met' : 'NOT met'} at p95 (publisher → screen p50 ${ms(page.stats.g2g.p50)}, p95 ${ms(page.stats.g2g.p95)}).`);
+    lines.push('', `Target "hls.js latency ≤ 1.5 s" (streamgate's player page): ${page.stats.g2g.p95 <= 1500 ? 'met' : 'NOT met'} at p95 (publisher → screen p50 ${ms(page.stats.g2g.p50)}, p95 ${ms(page.stats.g2g.p95)}).`);
   }
   lines.push(
     '',
