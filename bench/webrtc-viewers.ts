@@ -98,7 +98,11 @@ async function startViewer(base: string, id: DtlsIdentity): Promise<Viewer> {
           clearTimeout(timer);
           resolve();
         });
-        void c.connect();
+        // werift gives up after its retransmissions: a failed viewer, not a crash
+        c.connect().catch((err: unknown) => {
+          clearTimeout(timer);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        });
       } else {
         const s = new DtlsServer({ ...opts, certificateRequest: true });
         dtls = s;

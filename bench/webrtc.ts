@@ -107,16 +107,25 @@ function spawnViewers(): ViewerProc {
   });
   return {
     child,
+    // a viewer process that died answers with nothing: its viewers count as failed
     request: <T>(msg: object, key: string) =>
       new Promise<T>((resolve) => {
+        const empty = { ready: 0, failed: 0, counts: [] } as unknown as T;
+        if (!child.connected) return resolve(empty);
         const on = (m: Record<string, unknown>): void => {
           if (key in m) {
             child.off('message', on);
+            child.off('exit', gone);
             resolve(m as T);
           }
         };
+        const gone = (): void => {
+          child.off('message', on);
+          resolve(empty);
+        };
         child.on('message', on);
-        child.send(msg);
+        child.once('exit', gone);
+        child.send(msg, (err) => err && gone());
       }),
   };
 }
