@@ -101,6 +101,8 @@ interface LoadStep {
   window: LoadWindow;
   seconds: number;
   cpuPercent: number;
+  /** CPU of the load process (same machine): when it nears 100 %, part lags are the client's */
+  clientCpuPercent: number;
   rssMb: number;
   rssStartMb: number;
   /** parts fetched by clients, and the share fetched within PART-HOLD-BACK of their last frame */
@@ -530,6 +532,7 @@ async function loadStep(n: number, base: string, serverPid: number, probe: Llhls
     const rssStart = rssBytes(pids);
     let rssMax = rssStart;
     const cpu0 = cpuSeconds(pids);
+    const clientCpu0 = cpuSeconds([load.pid]);
     const t0 = wallMs();
     load.post({ type: 'mark' });
     const until = Date.now() + opts.seconds * 1000;
@@ -540,6 +543,7 @@ async function loadStep(n: number, base: string, serverPid: number, probe: Llhls
     const { window } = await load.request({ type: 'collect' }, 'window');
     const t1 = wallMs();
     const cpu = cpuSeconds(processTree(serverPid)) - cpu0;
+    const clientCpu = cpuSeconds([load.pid]) - clientCpu0;
     const seconds = (t1 - t0) / 1000;
     // a part is fetched in time when a player PART-HOLD-BACK behind the live edge has it before it must play it
     const lastStamp = new Map<number, number>();
@@ -558,6 +562,7 @@ async function loadStep(n: number, base: string, serverPid: number, probe: Llhls
       window,
       seconds,
       cpuPercent: (cpu / seconds) * 100,
+      clientCpuPercent: (clientCpu / seconds) * 100,
       rssMb: rssMax / 2 ** 20,
       rssStartMb: rssStart / 2 ** 20,
       partsFetched: lags.length + unknown,
@@ -567,7 +572,7 @@ async function loadStep(n: number, base: string, serverPid: number, probe: Llhls
     };
     const errs = Object.entries(window.errors).map(([k, v]) => `${k}×${v}`).join(', ') || 'none';
     log(
-      `  N=${n}: server CPU ${step.cpuPercent.toFixed(0)} %, RSS ${step.rssMb.toFixed(0)} MB; ${window.running}/${n} clients running; ` +
+      `  N=${n}: server CPU ${step.cpuPercent.toFixed(0)} % (clients ${step.clientCpuPercent.toFixed(0)} %), RSS ${step.rssMb.toFixed(0)} MB; ${window.running}/${n} clients running; ` +
         `${(step.partsFetched / seconds).toFixed(0)} parts/s, ${(window.playlistRequests / seconds).toFixed(0)} playlists/s; ` +
         `in time ${(inTime * 100).toFixed(1)} %; lag p50 ${step.lag.p50.toFixed(0)} / p95 ${step.lag.p95.toFixed(0)} ms; errors ${errs}`,
     );
@@ -722,13 +727,13 @@ export function renderHls(r: HlsBenchResult): string {
     '',
     `**Load** (streamgate only; nginx stopped): N LL-HLS clients in one separate Node process (node:http keep-alive), each like hls.js: blocking reload for the next part with \`_HLS_msn\`/\`_HLS_part\`/\`_HLS_skip=YES\`, then every new part. Clients start over ${RAMP_MS / 1000} s, settle ${SETTLE_MS / 1000} s, then ${o.seconds} s are measured. "In time" = a client had the part within PART-HOLD-BACK (${r.partHoldBackS} s) of the part's last frame being sent, so a player at the hold-back distance never waits for it. CPU is % of one core (the machine has ${cpus().length}, shared with the load process and the publisher); RSS is the peak of the server process.`,
     '',
-    '| clients | server CPU | server RSS (start → peak) | running | parts/s | playlists/s | in time | part lag p50 / p95 | probe: last frame → part p50 / p95 | errors |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| clients | server CPU | client process CPU | server RSS (start → peak) | running | parts/s | playlists/s | in time | part lag p50 / p95 | probe: last frame → part p50 / p95 | errors |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   );
   for (const s of r.load) {
     const errs = Object.entries(s.window.errors).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none';
     lines.push(
-      `| ${s.clients} | ${s.cpuPercent.toFixed(0)} % | ${s.rssStartMb.toFixed(0)} → ${s.rssMb.toFixed(0)} MB | ${s.window.running} | ${(s.partsFetched / s.seconds).toFixed(0)} | ${(s.window.playlistRequests / s.seconds).toFixed(0)} | ${(s.inTime * 100).toFixed(1)} % | ${ms(s.lag.p50)} / ${ms(s.lag.p95)} | ${s.probe ? `${ms(s.probe.afterLast.p50)} / ${ms(s.probe.afterLast.p95)}` : '–'} | ${errs}${s.window.restarts ? `; ${s.window.restarts} restarts` : ''} |`,
+      `| ${s.clients} | ${s.cpuPercent.toFixed(0)} % | ${s.clientCpuPercent.toFixed(0)} % | ${s.rssStartMb.toFixed(0)} → ${s.rssMb.toFixed(0)} MB | ${s.window.running} | ${(s.partsFetched / s.seconds).toFixed(0)} | ${(s.window.playlistRequests / s.seconds).toFixed(0)} | ${(s.inTime * 100).toFixed(1)} % | ${ms(s.lag.p50)} / ${ms(s.lag.p95)} | ${s.probe ? `${ms(s.probe.afterLast.p50)} / ${ms(s.probe.afterLast.p95)}` : '–'} | ${errs}${s.window.restarts ? `; ${s.window.restarts} restarts` : ''} |`,
     );
   }
   if (r.notes.length > 0) lines.push('', ...r.notes.map((n) => `- note: ${n}`));
