@@ -8,6 +8,9 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import type { Page } from 'playwright-core';
 import { startWebrtcServer } from '../../src/signaling/whip-whep.js';
+import { startRtspServer } from '../../src/ingest/rtsp/server.js';
+import { rtspEgress } from '../../src/egress/rtsp/from-bus.js';
+import { ffprobeStreams } from '../helpers/media-tools.js';
 import { canRunBrowserTests, createNetns, launchChromium, openRegistry, publishToBus } from '../egress/webrtc/harness.js';
 
 const skip = !canRunBrowserTests() && 'needs root (network namespaces), ffmpeg and /usr/bin/chromium';
@@ -141,7 +144,7 @@ test('WebSocket signaling in Chromium: plays, gets stats messages, bye ends the 
   assert.equal(srv.egress.sessions.size, 0);
 });
 
-test('WHIP from Chromium\'s fake camera, read back over WHEP in a second page', { skip, timeout: 90_000 }, async (t) => {
+test('WHIP from Chromium\'s fake camera, read back over RTSP (ffprobe) and over WHEP in a second page', { skip, timeout: 90_000 }, async (t) => {
   const ns = createNetns();
   const cleanup: (() => unknown)[] = [() => ns.destroy()];
   t.after(async () => {
@@ -177,6 +180,10 @@ test('WHIP from Chromium\'s fake camera, read back over WHEP in a second page', 
   while (!registry.paths.get('live/whip')?.stream.ready && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
   const stream = registry.paths.get('live/whip')!.stream;
   assert.deepEqual(stream.tracks.map((tr) => tr.codec), ['h264', 'opus']);
+  const rtsp = await startRtspServer({ host: '127.0.0.1', port: 0, paths: registry, egress: rtspEgress, readTimeoutMs: 10_000 });
+  cleanup.push(() => rtsp.close());
+  const probed = await ffprobeStreams(`rtsp://127.0.0.1:${rtsp.port}/live/whip`, ['-rtsp_transport', 'tcp']);
+  assert.deepEqual(probed.map((p) => p.codec_name).sort(), ['h264', 'opus']);
   const viewer = await browser.newPage();
   await viewer.goto(`${origin}/live/whip/`);
   await waitConnected(viewer);
