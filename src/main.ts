@@ -170,6 +170,14 @@ export async function runGateway(opts: GatewayOptions): Promise<void> {
       process.exit(0);
     });
   };
+  // Last resort: every protocol closes the session whose input hit a bug, but an exception that still escapes
+  // (a socket callback we did not wrap) must not take every other stream down with it.
+  process.on('uncaughtException', (err) => {
+    log.error({ err: err.message, stack: err.stack }, 'uncaught exception (a bug): the gateway keeps running');
+  });
+  process.on('unhandledRejection', (reason) => {
+    log.error({ err: errorMessage(reason) }, 'unhandled promise rejection (a bug): the gateway keeps running');
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 

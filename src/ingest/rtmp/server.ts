@@ -126,7 +126,13 @@ export class RtmpConnection implements Session {
     opts.paths.addSession(this);
     socket.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.byteLength;
-      this.run(this.conn.push(chunk, Date.now()));
+      try {
+        this.run(this.conn.push(chunk, Date.now()));
+      } catch (err) {
+        // a bug reached by this peer's bytes: end this session, never the process
+        this.log.error({ err: errorMessage(err), stack: err instanceof Error ? err.stack : undefined }, 'internal error on RTMP input: closing the session');
+        this.close(`internal error: ${errorMessage(err)}`);
+      }
     });
     socket.on('error', (err) => this.cleanup(`socket error: ${err.message}`));
     socket.on('close', () => this.cleanup('connection closed by peer'));
@@ -282,9 +288,9 @@ export class RtmpConnection implements Session {
       else if (a.kind === 'video') pub.toBus.onVideo(a.timestamp, a.body);
       else pub.toBus.onAudio(a.timestamp, a.body);
     } catch (err) {
-      if (!(err instanceof StreamgateError)) throw err;
-      this.log.warn({ path: this.path, err: err.message, code: err.code }, 'bad media from publisher: closing it');
-      this.close(err.message);
+      if (err instanceof StreamgateError) this.log.warn({ path: this.path, err: err.message, code: err.code }, 'bad media from publisher: closing it');
+      else this.log.error({ path: this.path, err: errorMessage(err) }, 'internal error on publisher media: closing it');
+      this.close(errorMessage(err));
     }
   }
 
