@@ -21,6 +21,8 @@ interface PlayStats {
   audioSamples: number;
   audioPackets: number;
   jitterBufferDelayMs: number;
+  /** audio minus video estimatedPlayoutTimestamp (the NTP time each plays out now), ms: the A/V sync offset */
+  avOffsetMs: number;
 }
 
 /** Waits until the page's peer connection is connected (so the 8 s of playback are measured from there). */
@@ -37,7 +39,8 @@ async function playStats(page: Page): Promise<PlayStats> {
   // browser code as a string: this project compiles without the DOM lib
   return page.evaluate(`(async () => {
     const pc = (window.streamgate && window.streamgate.pc) || window.pc;
-    const out = { framesDecoded: 0, frameWidth: 0, audioSamples: 0, audioPackets: 0, jitterBufferDelayMs: 0 };
+    const out = { framesDecoded: 0, frameWidth: 0, audioSamples: 0, audioPackets: 0, jitterBufferDelayMs: 0, avOffsetMs: NaN };
+    let va, aa;
     if (!pc) return out;
     const stats = await pc.getStats();
     stats.forEach((s) => {
@@ -46,11 +49,14 @@ async function playStats(page: Page): Promise<PlayStats> {
         out.framesDecoded = s.framesDecoded || 0;
         out.frameWidth = s.frameWidth || 0;
         if (s.jitterBufferEmittedCount > 0) out.jitterBufferDelayMs = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
+        va = s.estimatedPlayoutTimestamp;
       } else if (s.kind === 'audio') {
         out.audioSamples = s.totalSamplesReceived || 0;
         out.audioPackets = s.packetsReceived || 0;
+        aa = s.estimatedPlayoutTimestamp;
       }
     });
+    if (va !== undefined && aa !== undefined) out.avOffsetMs = aa - va;
     return out;
   })()`) as Promise<PlayStats>;
 }
