@@ -262,7 +262,8 @@ export class UdpMux {
     peer.onCheck(address, port, msg.attrs.has(STUN_ATTR.useCandidate));
   }
 
-  private sweep(nowMs: number): void {
+  /** Ends peers silent for CONSENT_TIMEOUT_MS (run every 5 s; public so tests can pass their own clock). */
+  sweep(nowMs: number): void {
     for (const [peer, seen] of [...this.lastSeen]) {
       if (nowMs - seen > CONSENT_TIMEOUT_MS) {
         this.remove(peer);

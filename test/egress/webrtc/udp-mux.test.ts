@@ -107,3 +107,16 @@ test('UdpMux: random datagrams never throw and never reach a peer', async (t) =>
   assert.equal(peer.checks.length, 0);
   assert.equal(peer.datagrams.length, 0);
 });
+
+test('UdpMux: a peer silent for the consent timeout (RFC 7675) is removed and told', async (t) => {
+  const { CONSENT_TIMEOUT_MS } = await import('../../../src/egress/webrtc/udp-mux.js');
+  const mux = await UdpMux.bind(0, '127.0.0.1');
+  t.after(() => mux.close());
+  const quiet = new FakePeer('quiet', 'server-password-0123456789');
+  mux.add(quiet);
+  mux.sweep(Date.now() + CONSENT_TIMEOUT_MS - 1000);
+  assert.equal(quiet.timedOut, false);
+  mux.sweep(Date.now() + CONSENT_TIMEOUT_MS + 1000);
+  assert.equal(quiet.timedOut, true);
+  assert.equal(mux.stats.peers, 0);
+});
