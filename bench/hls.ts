@@ -58,6 +58,8 @@ export interface HlsBenchOptions {
   seconds: number;
   nginx: boolean;
   browser: boolean;
+  /** processes the load clients are spread over */
+  loadProcesses: number;
 }
 
 /** One part or fragment the probes saw become downloadable. */
@@ -115,6 +117,8 @@ interface LoadStep {
 /** Everything a run measured. */
 export interface HlsBenchResult {
   options: HlsBenchOptions;
+  /** what streamgate ran from */
+  code: string;
   partTargetS: number;
   partHoldBackS: number;
   idle: { streamgate: LatencyStats | null; nginx: LatencyStats | null };
@@ -524,26 +528,37 @@ class LoadProcess {
 }
 
 async function loadStep(n: number, base: string, serverPid: number, probe: LlhlsProbe, opts: HlsBenchOptions, log: (l: string) => void): Promise<LoadStep> {
-  const load = new LoadProcess();
+  const loads = Array.from({ length: Math.min(n, opts.loadProcesses) }, () => new LoadProcess());
   try {
-    await load.request({ type: 'start', base, clients: n, rampMs: RAMP_MS }, 'started');
+    await Promise.all(loads.map((l, i) => l.request({ type: 'start', base, clients: Math.floor(n / loads.length) + (i < n % loads.length ? 1 : 0), rampMs: RAMP_MS }, 'started')));
     await sleep(RAMP_MS + SETTLE_MS);
     const pids = processTree(serverPid);
     const rssStart = rssBytes(pids);
     let rssMax = rssStart;
     const cpu0 = cpuSeconds(pids);
-    const clientCpu0 = cpuSeconds([load.pid]);
+    const loadPids = loads.map((l) => l.pid);
+    const clientCpu0 = cpuSeconds(loadPids);
     const t0 = wallMs();
-    load.post({ type: 'mark' });
+    for (const l of loads) l.post({ type: 'mark' });
     const until = Date.now() + opts.seconds * 1000;
     while (Date.now() < until) {
       await sleep(500);
       rssMax = Math.max(rssMax, rssBytes(processTree(serverPid)));
     }
-    const { window } = await load.request({ type: 'collect' }, 'window');
+    const windows = (await Promise.all(loads.map((l) => l.request({ type: 'collect' }, 'window')))).map((m) => m.window);
+    const window: LoadWindow = { clients: n, running: 0, playlistRequests: 0, partRequests: 0, errors: {}, restarts: 0, bytes: 0, parts: [] };
+    for (const w of windows) {
+      window.running += w.running;
+      window.playlistRequests += w.playlistRequests;
+      window.partRequests += w.partRequests;
+      window.restarts += w.restarts;
+      window.bytes += w.bytes;
+      for (const [k, v] of Object.entries(w.errors)) window.errors[k] = (window.errors[k] ?? 0) + v;
+      for (const x of w.parts) window.parts.push(x);
+    }
     const t1 = wallMs();
     const cpu = cpuSeconds(processTree(serverPid)) - cpu0;
-    const clientCpu = cpuSeconds([load.pid]) - clientCpu0;
+    const clientCpu = cpuSeconds(loadPids) - clientCpu0;
     const seconds = (t1 - t0) / 1000;
     // a part is fetched in time when a player PART-HOLD-BACK behind the live edge has it before it must play it
     const lastStamp = new Map<number, number>();
@@ -578,7 +593,7 @@ async function loadStep(n: number, base: string, serverPid: number, probe: Llhls
     );
     return step;
   } finally {
-    await load.stop();
+    await Promise.all(loads.map((l) => l.stop()));
   }
 }
 
@@ -594,11 +609,12 @@ export async function runHls(opts: HlsBenchOptions, log: (line: string) => void)
   try {
     mkdirSync(join(dir, 'streamgate'), { recursive: true });
     let codeRoot = REPO_ROOT;
+    let code = `dist/ of the work tree at ${execFileSync('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).trim()}`;
     if (opts.code === 'head') {
       const built = buildHead(log);
       codeRoot = built.root;
       cleanup.push(built.root);
-      notes.push(`streamgate built from commit ${built.commit}`);
+      code = `commit ${built.commit} (a clean build of the committed tree)`;
     }
     const sg = await startStreamgate(join(dir, 'streamgate'), codeRoot);
     servers.push(sg);
@@ -673,7 +689,7 @@ export async function runHls(opts: HlsBenchOptions, log: (line: string) => void)
     if (errs.some((e) => e.startsWith('streamgate'))) notes.push(`publisher: ${errs.join('; ')}`);
     if (probe.errors > 0) notes.push(`the part probe restarted ${probe.errors} times`);
     if (nginxProbe && nginxProbe.errors > 0) notes.push(`${nginxProbe.errors} nginx playlist polls failed`);
-    return { options: opts, partTargetS: probe.partTargetS, partHoldBackS: probe.partHoldBackS, idle, browser, load, notes };
+    return { options: opts, code, partTargetS: probe.partTargetS, partHoldBackS: probe.partHoldBackS, idle, browser, load, notes };
   } finally {
     for (const p of probes) p.stop();
     publisher?.stop();
@@ -725,9 +741,9 @@ export function renderHls(r: HlsBenchResult): string {
   }
   lines.push(
     '',
-    `**Load** (streamgate only; nginx stopped): N LL-HLS clients in one separate Node process (node:http keep-alive), each like hls.js: blocking reload for the next part with \`_HLS_msn\`/\`_HLS_part\`/\`_HLS_skip=YES\`, then every new part. Clients start over ${RAMP_MS / 1000} s, settle ${SETTLE_MS / 1000} s, then ${o.seconds} s are measured. "In time" = a client had the part within PART-HOLD-BACK (${r.partHoldBackS} s) of the part's last frame being sent, so a player at the hold-back distance never waits for it. CPU is % of one core (the machine has ${cpus().length}, shared with the load process and the publisher); RSS is the peak of the server process.`,
+    `**Load** (streamgate only; nginx stopped): N LL-HLS clients in ${o.loadProcesses === 1 ? 'one separate Node process' : `${o.loadProcesses} separate Node processes`} (node:http keep-alive), each like hls.js: blocking reload for the next part with \`_HLS_msn\`/\`_HLS_part\`/\`_HLS_skip=YES\`, then every new part. Clients start over ${RAMP_MS / 1000} s, settle ${SETTLE_MS / 1000} s, then ${o.seconds} s are measured. "In time" = a client had the part within PART-HOLD-BACK (${r.partHoldBackS} s) of the part's last frame being sent, so a player at the hold-back distance never waits for it. CPU is % of one core (the machine has ${cpus().length}, shared with the load process and the publisher); RSS is the peak of the server process.`,
     '',
-    '| clients | server CPU | client process CPU | server RSS (start → peak) | running | parts/s | playlists/s | in time | part lag p50 / p95 | probe: last frame → part p50 / p95 | errors |',
+    '| clients | server CPU | load process CPU | server RSS (start → peak) | running | parts/s | playlists/s | in time | part lag p50 / p95 | probe: last frame → part p50 / p95 | errors |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   );
   for (const s of r.load) {
@@ -758,6 +774,7 @@ export const hlsBenchmark: Benchmark = {
       nginx: args.servers.includes('nginx'),
       browser: true,
       code: 'head',
+      loadProcesses: 1,
     };
     return renderHls(await runHls(opts, log));
   },
@@ -771,6 +788,7 @@ const USAGE = `usage: node dist/bench/hls.js [options]   (wrap in: flock /tmp/st
   --seconds S      measurement window per load step (default 20)
   --no-nginx       skip the nginx-rtmp reference
   --no-browser     skip hls.js in Chromium
+  --load-processes K  spread the load clients over K processes (default 1)
   --worktree       run dist/ of the work tree instead of a clean build of the committed HEAD
   --no-write       print only, leave BENCHMARKS.md alone
   -h, --help       this text`;
@@ -805,6 +823,7 @@ async function main(): Promise<void> {
       'no-browser': { type: 'boolean', default: false },
       'no-write': { type: 'boolean', default: false },
       worktree: { type: 'boolean', default: false },
+      'load-processes': { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -823,7 +842,7 @@ async function main(): Promise<void> {
   const began = new Date();
   const log = (l: string): void => console.log(l);
   log(`== HLS / LL-HLS (issue 4)`);
-  const result = await runHls({ clients: clients.filter((n) => n > 0), seconds, nginx: !values['no-nginx'], browser: !values['no-browser'], code: values.worktree ? 'worktree' : 'head' }, log);
+  const result = await runHls({ clients: clients.filter((n) => n > 0), seconds, nginx: !values['no-nginx'], browser: !values['no-browser'], code: values.worktree ? 'worktree' : 'head', loadProcesses: Math.max(1, Number(values['load-processes']) || 1) }, log);
   const took = Math.round((Date.now() - began.getTime()) / 1000);
   const argv = process.argv.slice(2).join(' ');
   const section = [
@@ -832,7 +851,7 @@ async function main(): Promise<void> {
     `- command: \`flock /tmp/streamgate-bench.lock node dist/bench/hls.js${argv ? ` ${argv}` : ''}\` after \`npx tsc -p .\` (took ${took} s)`,
     `- date: ${began.toISOString().replace(/\.\d+Z$/, 'Z')}`,
     `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared)`,
-    `- code: streamgate at ${tool('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'])}; Node ${process.version}; ${tool(NGINX_BIN, ['-v'])} with libnginx-mod-rtmp; ${tool(CHROMIUM, ['--version'])}`,
+    `- code: streamgate ${result.code}; Node ${process.version}; ${tool(NGINX_BIN, ['-v'])} with libnginx-mod-rtmp; ${tool(CHROMIUM, ['--version'])}`,
     '',
     renderHls(result),
   ].join('\n');
