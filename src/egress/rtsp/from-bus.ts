@@ -289,7 +289,15 @@ export function rtpPacketsOf(frame: Frame): readonly Uint8Array[] {
   return framePackets(frame).packets;
 }
 
+/**
+ * The last frame looked up: the bus hands one frame to every reader in a row, so readers after the first skip the
+ * WeakMap. Holds one frame at most (the newest), which the GOP cache or the next write releases.
+ */
+let lastFrame: Frame | undefined;
+let lastPackets: FramePackets | undefined;
+
 function framePackets(frame: Frame): FramePackets {
+  if (frame === lastFrame && lastPackets) return lastPackets;
   let fp = packetCache.get(frame);
   if (!fp) {
     const p = packetizerOf(frame.track);
@@ -307,6 +315,8 @@ function framePackets(frame: Frame): FramePackets {
     };
     packetCache.set(frame, fp);
   }
+  lastFrame = frame;
+  lastPackets = fp;
   return fp;
 }
 
@@ -320,6 +330,8 @@ export const MAX_HELD_AUDIO = 8;
 const INTERLEAVED_MAGIC = 0x24;
 /** Per frame: its packets framed for interleaved channel `channel`, for the TCP readers that use that channel. */
 const framedCache = new WeakMap<Frame, { channel: number; bytes: Buffer }[]>();
+/** The last framed frame (see lastFrame). */
+let lastFramed: { frame: Frame | undefined; channel: number; bytes: Buffer | undefined } = { frame: undefined, channel: -1, bytes: undefined };
 
 /**
  * A frame's RTP packets as consecutive interleaved frames (`$`, channel, 16-bit length, packet) in one Buffer,
@@ -328,8 +340,16 @@ const framedCache = new WeakMap<Frame, { channel: number; bytes: Buffer }[]>();
  * so the socket takes it as is.
  */
 export function interleavedFramesOf(frame: Frame, packets: readonly Uint8Array[], channel: number): Buffer {
+  // the same one-entry memo as framePackets: consecutive readers of a frame usually share the channel
+  if (frame === lastFramed.frame && channel === lastFramed.channel && lastFramed.bytes) return lastFramed.bytes;
   let list = framedCache.get(frame);
-  if (list) for (const f of list) if (f.channel === channel) return f.bytes;
+  if (list) {
+    for (const f of list) {
+      if (f.channel !== channel) continue;
+      lastFramed = { frame, channel, bytes: f.bytes };
+      return f.bytes;
+    }
+  }
   let size = 0;
   for (const p of packets) size += 4 + p.length;
   const bytes = Buffer.allocUnsafe(size);
@@ -348,6 +368,7 @@ export function interleavedFramesOf(frame: Frame, packets: readonly Uint8Array[]
     framedCache.set(frame, list);
   }
   list.push({ channel, bytes });
+  lastFramed = { frame, channel, bytes };
   return bytes;
 }
 
@@ -556,6 +577,7 @@ export class RtspPlaySink implements FrameSink {
   private readonly held: Buffer[] = [];
   private heldBytes = 0;
   private heldAudio = 0;
+  private anchored = false;
   private closed = false;
 
   constructor(
@@ -605,7 +627,10 @@ export class RtspPlaySink implements FrameSink {
     for (const x of this.out) if (x.track === frame.track) o = x;
     if (!o) return; // a track the reader did not SETUP
     const now = this.now();
-    if (this.stream && !anchors.has(this.stream)) anchors.set(this.stream, { wallMs: now, mediaMs: (frame.pts * 1000) / frame.track.clockRate });
+    if (!this.anchored && this.stream) {
+      if (!anchors.has(this.stream)) anchors.set(this.stream, { wallMs: now, mediaMs: (frame.pts * 1000) / frame.track.clockRate });
+      this.anchored = true; // a stream's anchor never changes once set
+    }
     const fp = framePackets(frame);
     const packets = fp.packets;
     if (packets.length === 0) return;
