@@ -107,6 +107,8 @@ interface LoadStep {
   clientCpuPercent: number;
   rssMb: number;
   rssStartMb: number;
+  /** the server's event-loop delay over the window (prom-client's histogram, reset by each scrape), ms */
+  loopDelay: { p99: number; max: number } | null;
   /** parts fetched by clients, and the share fetched within PART-HOLD-BACK of their last frame */
   partsFetched: number;
   inTime: number;
@@ -179,9 +181,10 @@ function buildHead(log: (l: string) => void): { root: string; commit: string } {
   return { root, commit };
 }
 
-async function startStreamgate(dir: string, codeRoot: string): Promise<Server & { rtmpPort: number; hlsPort: number }> {
+async function startStreamgate(dir: string, codeRoot: string): Promise<Server & { rtmpPort: number; hlsPort: number; metricsPort: number }> {
   const rtmpPort = await freePort();
   const hlsPort = await freePort();
+  const metricsPort = await freePort();
   const conf = join(dir, 'streamgate.yml');
   writeFileSync(
     conf,
@@ -194,12 +197,13 @@ async function startStreamgate(dir: string, codeRoot: string): Promise<Server & 
       '  webrtc: { enabled: false }',
       '  sip: { enabled: false }',
       '  api: { enabled: false }',
-      '  metrics: { enabled: false }',
+      // for its event-loop delay figures (prom-client's default process metrics)
+      `  metrics: { port: ${metricsPort}, host: 127.0.0.1 }`,
       '',
     ].join('\n'),
   );
-  const s = await launch(process.execPath, [join(codeRoot, 'bin/streamgate.js'), '--config', conf], dir, [rtmpPort, hlsPort]);
-  return { ...s, rtmpPort, hlsPort };
+  const s = await launch(process.execPath, [join(codeRoot, 'bin/streamgate.js'), '--config', conf], dir, [rtmpPort, hlsPort, metricsPort]);
+  return { ...s, rtmpPort, hlsPort, metricsPort };
 }
 
 /** nginx-rtmp with HLS: 1 s fragments, served by nginx's own HTTP module. */
@@ -527,7 +531,19 @@ class LoadProcess {
   }
 }
 
-async function loadStep(n: number, base: string, serverPid: number, probe: LlhlsProbe, opts: HlsBenchOptions, log: (l: string) => void): Promise<LoadStep> {
+/** Scrapes streamgate's metrics: event-loop delay p99 and max (seconds in the text) since the last scrape, in ms. */
+async function loopDelay(metricsPort: number): Promise<{ p99: number; max: number } | null> {
+  try {
+    const text = (await get(`http://127.0.0.1:${metricsPort}/metrics`)).body.toString();
+    const value = (name: string): number => Number(new RegExp(`^${name} ([\\d.e+-]+)$`, 'm').exec(text)?.[1] ?? NaN) * 1000;
+    const out = { p99: value('nodejs_eventloop_lag_p99_seconds'), max: value('nodejs_eventloop_lag_max_seconds') };
+    return Number.isFinite(out.p99) ? out : null;
+  } catch {
+    return null;
+  }
+}
+
+async function loadStep(n: number, base: string, serverPid: number, metricsPort: number, probe: LlhlsProbe, opts: HlsBenchOptions, log: (l: string) => void): Promise<LoadStep> {
   const loads = Array.from({ length: Math.min(n, opts.loadProcesses) }, () => new LoadProcess());
   try {
     await Promise.all(loads.map((l, i) => l.request({ type: 'start', base, clients: Math.floor(n / loads.length) + (i < n % loads.length ? 1 : 0), rampMs: RAMP_MS }, 'started')));
@@ -540,6 +556,7 @@ async function loadStep(n: number, base: string, serverPid: number, probe: Llhls
     const clientCpu0 = cpuSeconds(loadPids);
     const t0 = wallMs();
     for (const l of loads) l.post({ type: 'mark' });
+    await loopDelay(metricsPort); // resets the histogram: the next scrape covers the window
     const until = Date.now() + opts.seconds * 1000;
     while (Date.now() < until) {
       await sleep(500);
@@ -559,6 +576,7 @@ async function loadStep(n: number, base: string, serverPid: number, probe: Llhls
     const t1 = wallMs();
     const cpu = cpuSeconds(processTree(serverPid)) - cpu0;
     const clientCpu = cpuSeconds(loadPids) - clientCpu0;
+    const delay = await loopDelay(metricsPort);
     const seconds = (t1 - t0) / 1000;
     // a part is fetched in time when a player PART-HOLD-BACK behind the live edge has it before it must play it
     const lastStamp = new Map<number, number>();
@@ -580,6 +598,7 @@ async function loadStep(n: number, base: string, serverPid: number, probe: Llhls
       clientCpuPercent: (clientCpu / seconds) * 100,
       rssMb: rssMax / 2 ** 20,
       rssStartMb: rssStart / 2 ** 20,
+      loopDelay: delay,
       partsFetched: lags.length + unknown,
       inTime,
       lag: { p50: quantile(lags, 0.5), p95: quantile(lags, 0.95) },
@@ -587,7 +606,7 @@ async function loadStep(n: number, base: string, serverPid: number, probe: Llhls
     };
     const errs = Object.entries(window.errors).map(([k, v]) => `${k}×${v}`).join(', ') || 'none';
     log(
-      `  N=${n}: server CPU ${step.cpuPercent.toFixed(0)} % (clients ${step.clientCpuPercent.toFixed(0)} %), RSS ${step.rssMb.toFixed(0)} MB; ${window.running}/${n} clients running; ` +
+      `  N=${n}: server CPU ${step.cpuPercent.toFixed(0)} % (clients ${step.clientCpuPercent.toFixed(0)} %), RSS ${step.rssMb.toFixed(0)} MB, event-loop delay p99 ${ms(delay?.p99 ?? NaN)} max ${ms(delay?.max ?? NaN)}; ${window.running}/${n} clients running; ` +
         `${(step.partsFetched / seconds).toFixed(0)} parts/s, ${(window.playlistRequests / seconds).toFixed(0)} playlists/s; ` +
         `in time ${(inTime * 100).toFixed(1)} %; lag p50 ${step.lag.p50.toFixed(0)} / p95 ${step.lag.p95.toFixed(0)} ms; errors ${errs}`,
     );
@@ -682,7 +701,7 @@ export async function runHls(opts: HlsBenchOptions, log: (line: string) => void)
     const load: LoadStep[] = [];
     for (const n of opts.clients) {
       log(`load: ${n} LL-HLS clients (ramp ${RAMP_MS / 1000} s, window ${opts.seconds} s)`);
-      load.push(await loadStep(n, sgBase, sg.pid, probe, opts, log));
+      load.push(await loadStep(n, sgBase, sg.pid, sg.metricsPort, probe, opts, log));
       await sleep(2000);
     }
     const errs = publisher.errors();
@@ -743,13 +762,13 @@ export function renderHls(r: HlsBenchResult): string {
     '',
     `**Load** (streamgate only; nginx stopped): N LL-HLS clients in ${o.loadProcesses === 1 ? 'one separate Node process' : `${o.loadProcesses} separate Node processes`} (node:http keep-alive), each like hls.js: blocking reload for the next part with \`_HLS_msn\`/\`_HLS_part\`/\`_HLS_skip=YES\`, then every new part. Clients start over ${RAMP_MS / 1000} s, settle ${SETTLE_MS / 1000} s, then ${o.seconds} s are measured. "In time" = a client had the part within PART-HOLD-BACK (${r.partHoldBackS} s) of the part's last frame being sent, so a player at the hold-back distance never waits for it. CPU is % of one core (the machine has ${cpus().length}, shared with the load process and the publisher); RSS is the peak of the server process.`,
     '',
-    '| clients | server CPU | load process CPU | server RSS (start → peak) | running | parts/s | playlists/s | in time | part lag p50 / p95 | probe: last frame → part p50 / p95 | errors |',
-    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| clients | server CPU | load process CPU | server RSS (start → peak) | server event-loop delay p99 / max | running | parts/s | playlists/s | in time | part lag p50 / p95 | probe: last frame → part p50 / p95 | errors |',
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   );
   for (const s of r.load) {
     const errs = Object.entries(s.window.errors).map(([k, v]) => `${k} ×${v}`).join(', ') || 'none';
     lines.push(
-      `| ${s.clients} | ${s.cpuPercent.toFixed(0)} % | ${s.clientCpuPercent.toFixed(0)} % | ${s.rssStartMb.toFixed(0)} → ${s.rssMb.toFixed(0)} MB | ${s.window.running} | ${(s.partsFetched / s.seconds).toFixed(0)} | ${(s.window.playlistRequests / s.seconds).toFixed(0)} | ${(s.inTime * 100).toFixed(1)} % | ${ms(s.lag.p50)} / ${ms(s.lag.p95)} | ${s.probe ? `${ms(s.probe.afterLast.p50)} / ${ms(s.probe.afterLast.p95)}` : '–'} | ${errs}${s.window.restarts ? `; ${s.window.restarts} restarts` : ''} |`,
+      `| ${s.clients} | ${s.cpuPercent.toFixed(0)} % | ${s.clientCpuPercent.toFixed(0)} % | ${s.rssStartMb.toFixed(0)} → ${s.rssMb.toFixed(0)} MB | ${s.loopDelay ? `${ms(s.loopDelay.p99)} / ${ms(s.loopDelay.max)}` : '–'} | ${s.window.running} | ${(s.partsFetched / s.seconds).toFixed(0)} | ${(s.window.playlistRequests / s.seconds).toFixed(0)} | ${(s.inTime * 100).toFixed(1)} % | ${ms(s.lag.p50)} / ${ms(s.lag.p95)} | ${s.probe ? `${ms(s.probe.afterLast.p50)} / ${ms(s.probe.afterLast.p95)}` : '–'} | ${errs}${s.window.restarts ? `; ${s.window.restarts} restarts` : ''} |`,
     );
   }
   if (r.notes.length > 0) lines.push('', ...r.notes.map((n) => `- note: ${n}`));
