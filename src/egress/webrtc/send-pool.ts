@@ -62,10 +62,16 @@ export class SendPool {
     return pool;
   }
 
-  /** Hands a viewer's SRTP send state to a thread; returns the handle for `send`. */
-  add(keys: [Uint8Array, Uint8Array, Uint8Array, Uint8Array], address: string, port: number): { worker: number; id: number } {
-    const worker = this.nextWorker;
-    this.nextWorker = (this.nextWorker + 1) % this.workers.length;
+  /**
+   * Hands a viewer's SRTP send state to a thread; returns the handle for `send`, or undefined when the viewer is
+   * to be served by the main thread: viewers are spread round-robin over the threads AND the main thread, which
+   * has cycles to spare (the bus and RTCP are light), so with one thread on two cores both cores send.
+   */
+  add(keys: [Uint8Array, Uint8Array, Uint8Array, Uint8Array], address: string, port: number): { worker: number; id: number } | undefined {
+    const slot = this.nextWorker;
+    this.nextWorker = (this.nextWorker + 1) % (this.workers.length + 1);
+    if (slot === this.workers.length) return undefined;
+    const worker = slot;
     const id = this.nextId++;
     this.post(worker, { t: 'add', id, keys, address, port });
     return { worker, id };

@@ -25,9 +25,11 @@ test('SendPool: a send thread protects and sends from the shared ICE port; datag
   client.on('message', (data, r) => got.push({ data, port: r.port }));
 
   const keys = [randomBytes(16), randomBytes(14), randomBytes(16), randomBytes(14)] as [Buffer, Buffer, Buffer, Buffer];
-  const viewerA = pool.add(keys, '127.0.0.1', client.address().port);
-  const viewerB = pool.add(keys, '127.0.0.1', client.address().port);
+  const viewerA = pool.add(keys, '127.0.0.1', client.address().port)!;
+  const viewerB = pool.add(keys, '127.0.0.1', client.address().port)!;
   assert.notEqual(viewerA.worker, viewerB.worker, 'round-robin over the threads');
+  assert.equal(pool.add(keys, '127.0.0.1', client.address().port), undefined, 'then the main thread takes one');
+  assert.equal(pool.add(keys, '127.0.0.1', client.address().port)!.worker, viewerA.worker);
   const packets = Array.from({ length: 5 }, (_, i) => {
     const p = Buffer.allocUnsafeSlow(12 + 100);
     p.fill(i, 12);
