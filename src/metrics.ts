@@ -177,7 +177,8 @@ export function createMetricsRegistry(registry: PathRegistry, sampler: BitrateSa
     collect() {
       this.reset();
       for (const e of registry.paths.values()) {
-        for (const r of e.readers) this.inc({ path: e.name, protocol: r.session.protocol });
+        // an HLS muxer is one bus reader serving many viewers: count the viewers
+        for (const r of e.readers) for (const s of registry.sessionsOf(r)) this.inc({ path: e.name, protocol: s.protocol });
       }
     },
   });
