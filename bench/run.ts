@@ -53,6 +53,9 @@ const rtmpFanout: Benchmark = {
 const BENCHMARKS: Record<string, Entry> = {
   rtmp: { inDefaultRun: true, load: async () => rtmpFanout },
   hls: { inDefaultRun: false, load: async () => (await import('./hls.js')).hlsBenchmark },
+  // `--only rtsp --readers 1,100,500 --seconds 15` reproduces the recorded run (N = 1000 UDP readers is past
+  // what one reader process can receive on this machine)
+  rtsp: { inDefaultRun: false, load: async () => (await import('./rtsp.js')).rtspBenchmark },
 };
 
 /**
