@@ -5,6 +5,7 @@ import { startRtmpServer } from './ingest/rtmp/server.js';
 import { RtmpPlaySink } from './egress/rtmp/from-bus.js';
 import { startApiServer } from './api.js';
 import { startHlsServer } from './egress/hls/server.js';
+import { startWebrtcServer } from './signaling/whip-whep.js';
 import { startRtspServer } from './ingest/rtsp/server.js';
 import { rtspEgress } from './egress/rtsp/from-bus.js';
 import { basicChallenge, digestChallenge, digestUsable } from './auth.js';
@@ -96,7 +97,21 @@ export const listenerStarters: [string, ListenerStarter | null][] = [
       };
     },
   ],
-  ['webrtc', null],
+  [
+    'webrtc',
+    async ({ registry, config }) => {
+      const w = config.listeners.webrtc;
+      return startWebrtcServer({
+        port: w.port,
+        host: w.host,
+        icePort: w.icePort,
+        iceServers: w.iceServers,
+        additionalHosts: w.additionalHosts,
+        turnSecret: w.turnSecret,
+        registry,
+      });
+    },
+  ],
   [
     'sip',
     async (ctx) => {
