@@ -22,7 +22,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 const env = { ...process.env, STREAMGATE_LOG_LEVEL: process.env.STREAMGATE_LOG_LEVEL ?? 'silent' };
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], {
+// --test-force-exit: a file whose tests are done ends even if a socket or timer was left open (a CI run must
+// never hang on one leaked handle); --test-timeout: no single test may run longer than 3 minutes.
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-force-exit', '--test-timeout=180000', '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   env,
 });
