@@ -10,7 +10,8 @@ import type { Page } from 'playwright-core';
 import { startWebrtcServer } from '../../src/signaling/whip-whep.js';
 import { startRtspServer } from '../../src/ingest/rtsp/server.js';
 import { rtspEgress } from '../../src/egress/rtsp/from-bus.js';
-import { ffprobeStreams } from '../helpers/media-tools.js';
+import { ffmpegPublish, ffprobeStreams, waitFor } from '../helpers/media-tools.js';
+import { startTestGateway } from '../helpers/gateway.js';
 import { canRunBrowserTests, createNetns, launchChromium, openRegistry, publishToBus } from '../egress/webrtc/harness.js';
 
 const skip = !canRunBrowserTests() && 'needs root (network namespaces), ffmpeg and /usr/bin/chromium';
@@ -250,4 +251,29 @@ test('WHEP through a TURN relay (coturn, iceTransportPolicy relay, REST credenti
   assert.equal(candidateType, 'relay');
   assert.ok(s.framesDecoded > 90, `framesDecoded ${s.framesDecoded}`);
   assert.equal(s.frameWidth, 1280);
+});
+
+test('the whole gateway: ffmpeg publishes RTMP (H.264 + AAC), Chromium plays it over WHEP from the player page', { skip, timeout: 90_000 }, async (t) => {
+  const ns = createNetns();
+  const cleanup: (() => unknown)[] = [() => ns.destroy()];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+  const gw = await startTestGateway('', ['rtmp', 'webrtc']);
+  cleanup.push(() => gw.close());
+  const ff = ffmpegPublish(`rtmp://127.0.0.1:${gw.ports.rtmp}/live/cam1`, { size: '1280x720', rate: 30, gop: 30 });
+  cleanup.push(() => ff.kill('SIGKILL'));
+  await waitFor(() => gw.registry.paths.get('live/cam1')?.stream.ready, 15_000);
+  const browser = await launchChromium(ns);
+  cleanup.push(() => browser.close());
+  const page = await browser.newPage();
+  // the WebRTC listener binds every interface; the browser reaches it on the veth address
+  await page.goto(`http://${ns.hostIp}:${gw.ports.webrtc}/live/cam1/`);
+  await waitConnected(page);
+  await new Promise((r) => setTimeout(r, 8000));
+  const s = await playStats(page);
+  console.log(`# RTMP→WHEP 8 s: ${JSON.stringify(s)}`);
+  assert.ok(s.framesDecoded > 150, `framesDecoded ${s.framesDecoded}`);
+  assert.equal(s.frameWidth, 1280);
+  assert.ok(s.audioSamples > 48000 * 4, `audio samples ${s.audioSamples}`);
 });
