@@ -56,6 +56,7 @@ const BENCHMARKS: Record<string, Entry> = {
   // `--only rtsp --readers 1,100,500 --seconds 15` reproduces the recorded run (N = 1000 UDP readers is past
   // what one reader process can receive on this machine)
   rtsp: { inDefaultRun: false, load: async () => (await import('./rtsp.js')).rtspBenchmark },
+  webrtc: { inDefaultRun: false, load: async () => (await import('./webrtc.js')).webrtcBenchmark },
 };
 
 /**
