@@ -5,6 +5,7 @@ import type { Frame } from '../../media/bus/frame.js';
 import type { FrameSink } from '../../media/bus/reader.js';
 import type { Stream } from '../../media/bus/stream.js';
 import type { Track } from '../../media/bus/track.js';
+import { RtmpAudioTranscoding } from './aac-transcoder.js';
 
 /** RTMP message type ids used for media (Adobe RTMP spec §7.1). */
 const MSG_AUDIO = 8;
@@ -112,12 +113,12 @@ function frameMessage(frame: Frame, streamId: number): RtmpPlayMessage {
 }
 
 /** onMetaData for players: the publisher's own, or one built from the tracks. */
-function metadataOf(stream: Stream): Record<string, Amf0Value> {
+function metadataOf(stream: Stream, transcodedAudio: Track | undefined): Record<string, Amf0Value> {
   const meta: Record<string, Amf0Value> = {};
   if (stream.metadata) {
     for (const [k, v] of Object.entries(stream.metadata)) meta[k] = v as Amf0Value;
   }
-  for (const t of stream.tracks) {
+  for (const t of transcodedAudio ? [...stream.tracks, transcodedAudio] : stream.tracks) {
     if (t.codec === 'h264') {
       if (t.width !== undefined) meta.width = t.width;
       if (t.height !== undefined) meta.height = t.height;
@@ -135,7 +136,8 @@ function metadataOf(stream: Stream): Record<string, Amf0Value> {
 /**
  * Frame bus → one RTMP player. A player receives onMetaData, then the sequence headers, then the GOP cache (or
  * its catch-up burst), then live frames; sequence headers are sent again whenever a track's parameters change.
- * Opus tracks have no FLV mapping here and are skipped.
+ * Opus tracks have no FLV mapping players accept: they go through the path's shared Opus→AAC transcoder
+ * (`aac-transcoder.ts`), whose frames come back here as an AAC track; without ffmpeg they are skipped.
  */
 export class RtmpPlaySink implements FrameSink {
   private sentVersion: number[] = [];
@@ -146,13 +148,23 @@ export class RtmpPlaySink implements FrameSink {
   private held: Uint8Array[] = [];
   private heldAudio = 0;
   private burstFlushQueued = false;
+  /** the path's Opus→AAC transcoder, used while the stream has Opus and no AAC */
+  private readonly transcoding = new RtmpAudioTranscoding((frame) => {
+    if (this.closed) return;
+    try {
+      this.writeFrame(frame);
+    } catch (err) {
+      this.close(`reader failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  });
 
   constructor(private readonly conn: RtmpPlayConnection) {}
 
   start(stream: Stream): void {
     this.dropHeld();
     this.holdAudio = stream.hasVideo;
-    const data = encodeAmf0('onMetaData', amf0EcmaArray(metadataOf(stream)));
+    const transcodedAudio = this.transcoding.start(stream);
+    const data = encodeAmf0('onMetaData', amf0EcmaArray(metadataOf(stream, transcodedAudio)));
     this.conn.send(this.conn.serialize({ csid: CSID_DATA, type: MSG_DATA_AMF0, streamId: this.conn.streamId, timestamp: 0, payload: [data] }));
     this.sentVersion = [];
     for (const t of stream.tracks) this.sendSequenceHeader(t, this.timestampMs);
@@ -160,7 +172,10 @@ export class RtmpPlaySink implements FrameSink {
 
   writeFrame(frame: Frame): void {
     const track = frame.track;
-    if (track.codec === 'opus') return;
+    if (track.codec === 'opus') {
+      this.transcoding.feed(frame);
+      return;
+    }
     const ts = toMs(frame.dts, track.clockRate);
     if (this.sentVersion[track.id] !== track.version) this.sendSequenceHeader(track, ts);
     this.timestampMs = ts;
@@ -203,6 +218,7 @@ export class RtmpPlaySink implements FrameSink {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.transcoding.stop();
     this.dropHeld();
     this.conn.end(reason);
   }
