@@ -114,6 +114,7 @@ export class RtmpConnection implements Session {
   private reader: Reader | undefined;
   private readonly players = new Map<number, { accepted: boolean; held: Uint8Array[] }>();
   private closed = false;
+  private stoppingPlay = false;
 
   constructor(
     readonly socket: net.Socket,
@@ -249,7 +250,7 @@ export class RtmpConnection implements Session {
       },
       bufferedBytes: () => this.socket.writableLength,
       end: (reason) => {
-        if (this.closed) return;
+        if (this.closed || this.stoppingPlay) return;
         this.run(this.conn.session.unpublishNotify(a.streamId));
         this.reader = undefined;
         this.close(reason);
@@ -305,8 +306,15 @@ export class RtmpConnection implements Session {
     const r = this.reader;
     if (!r) return;
     this.reader = undefined;
+    // close the reader so its sink frees what it holds (a shared transcoder subscription); the sink's end() is
+    // a no-op while we stop it ourselves
+    this.stoppingPlay = true;
+    try {
+      r.close(reason);
+    } finally {
+      this.stoppingPlay = false;
+    }
     this.opts.paths.removeReader(r);
-    void reason;
     this.state = 'idle';
   }
 
