@@ -179,7 +179,8 @@ describe('SIP RTP sender', () => {
     for (let i = 0; i < 10; i++) sender.writeFrame(makeFrame(video, i * 3600, i * 3600, i === 0, [new Uint8Array(20_000).fill(0x65, 0, 1).fill(7, 1)]));
     sender.activate();
     const queued = sender.bufferedBytes();
-    assert.ok(queued > 200_000 - PACE_BYTES - SIP_RTP_MTU && queued < 200_000, `${queued} bytes wait for the pacer`);
+    // about PACE_BYTES leave at once (plus what the bucket refilled while the test ran on a busy machine)
+    assert.ok(queued > 200_000 - 2 * PACE_BYTES - SIP_RTP_MTU && queued < 200_000, `${queued} bytes wait for the pacer`);
     await settle(30 * PACE_INTERVAL_MS);
     assert.equal(sender.bufferedBytes(), 0);
     const packets = phone.rtp.map((b) => parseRtp(b));
