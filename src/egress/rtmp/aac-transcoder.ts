@@ -6,7 +6,8 @@
  * timeline and lip sync holds even when the input has gaps (DTX). The frames carry their own AAC `Track`, so the
  * RTMP sink sends them through its usual sequence-header and tag path.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { ffmpegInstalled } from '../ffmpeg.js';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { LimitError, ParseError } from '../../errors.js';
 import { log, RateLimitedLog } from '../../log.js';
 import { ADTS_HEADER_LENGTH, parseAdts, serializeAudioSpecificConfig } from '../../media/codecs/aac.js';
@@ -183,18 +184,16 @@ export class AdtsReader {
   }
 }
 
-let ffmpegChecked: boolean | undefined;
+let warnedMissing = false;
 
 /** True when an `ffmpeg` binary can be run (checked once per process; logs once when it cannot). */
 export function ffmpegForRtmpAudio(): boolean {
-  if (ffmpegChecked === undefined) {
-    const r = spawnSync('ffmpeg', ['-hide_banner', '-version'], { stdio: 'ignore', timeout: 5000 });
-    ffmpegChecked = r.status === 0;
-    if (!ffmpegChecked) {
-      log.warn('ffmpeg is not installed: RTMP readers of streams with Opus audio (WHIP) get video only (install ffmpeg to transcode it to AAC)');
-    }
+  const ok = ffmpegInstalled();
+  if (!ok && !warnedMissing) {
+    warnedMissing = true;
+    log.warn('ffmpeg is not installed: RTMP readers of streams with Opus audio (WHIP) get video only (install ffmpeg to transcode it to AAC)');
   }
-  return ffmpegChecked;
+  return ok;
 }
 
 /** Receives the transcoder's AAC frames (the same Frame object for every subscriber). */

@@ -5,7 +5,8 @@
  * from the AAC frames that went in (`AacToOpusTimeline`), so audio keeps the path's timeline and lip sync holds
  * even when the input has gaps.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { ffmpegInstalled } from '../ffmpeg.js';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { LimitError, ParseError } from '../../errors.js';
 import { log, RateLimitedLog } from '../../log.js';
 import { adtsHeader, parseAudioSpecificConfig, type AudioSpecificConfig } from '../../media/codecs/aac.js';
@@ -206,18 +207,16 @@ export class OggOpusDepacketizer {
   }
 }
 
-let ffmpegChecked: boolean | undefined;
+let warnedMissing = false;
 
 /** True when an `ffmpeg` binary can be run (checked once per process). */
 export function ffmpegAvailable(): boolean {
-  if (ffmpegChecked === undefined) {
-    const r = spawnSync('ffmpeg', ['-hide_banner', '-version'], { stdio: 'ignore', timeout: 5000 });
-    ffmpegChecked = r.status === 0;
-    if (!ffmpegChecked) {
-      log.warn('ffmpeg is not installed: WebRTC readers of streams with AAC audio get video only (browsers cannot decode AAC; install ffmpeg to transcode it to Opus)');
-    }
+  const ok = ffmpegInstalled();
+  if (!ok && !warnedMissing) {
+    warnedMissing = true;
+    log.warn('ffmpeg is not installed: WebRTC readers of streams with AAC audio get video only (browsers cannot decode AAC; install ffmpeg to transcode it to Opus)');
   }
-  return ffmpegChecked;
+  return ok;
 }
 
 /** Receives the transcoder's Opus packets. */
