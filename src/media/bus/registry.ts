@@ -181,6 +181,9 @@ export class PathRegistry {
     }
     entry.publisher = session;
     session.path = path;
+    // its keyframe requests reach this publisher only while it is the path's publisher
+    const kf = session.requestKeyframe;
+    entry.stream.setKeyframeHandler(kf ? (reason) => kf.call(session, reason) : undefined);
     for (const l of this.publishListeners) {
       try {
         l(path);
@@ -284,6 +287,15 @@ export class PathRegistry {
       if (entry.readers.size === 0) this.scheduleSourceClose(entry);
     }
     return entry.stream;
+  }
+
+  /**
+   * A reader of `path` needs a keyframe: asks the path's publisher through its Stream (see
+   * `Stream.requestKeyframe`: counted, rate-limited per path, dropped when the publisher cannot act).
+   * @returns true when the request was passed up to the publisher
+   */
+  requestKeyframe(path: string, reason: string): boolean {
+    return this.paths.get(path)?.stream.requestKeyframe(reason) ?? false;
   }
 
   /** Detaches a reader (its session ended). */

@@ -25,6 +25,13 @@ export interface Session {
   bytesOut: number;
   /** extra per-protocol figures for the API (RTCP loss/jitter/RTT, dropped frames, ...) */
   stats?(): Record<string, unknown>;
+  /**
+   * Publishers that can make their encoder send a keyframe implement this (RTSP: RTCP PLI/FIR to the publisher or
+   * camera; WHIP: PLI to the browser). The registry hands it to the path's Stream while the session publishes; the
+   * Stream calls it at most once per KEYFRAME_REQUEST_INTERVAL_MS. Publishers that cannot act (RTMP) leave it out.
+   * Must not throw for a request it cannot serve right now (no video yet, not recording): it just does nothing.
+   */
+  requestKeyframe?(reason: string): void;
   /** Ends the session (API kick, config reload, shutdown). Must be idempotent. */
   close(reason: string): void;
 }

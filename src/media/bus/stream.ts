@@ -1,3 +1,4 @@
+import { log } from '../../log.js';
 import type { Frame } from './frame.js';
 import type { Reader } from './reader.js';
 import type { Track } from './track.js';
@@ -16,6 +17,29 @@ export const GOP_CACHE_MAX_FRAMES = 1200;
  */
 export const MAX_BACKWARD_JUMP_MS = 500;
 export const MAX_FORWARD_JUMP_MS = 10_000;
+/**
+ * Keyframe requests passed up to the publisher at most this often per path. Readers on lossy networks each ask
+ * (a WebRTC viewer repeats its PLI about once per RTT until a keyframe comes), and every request passed up costs a
+ * full IDR on the encoder: 500 ms keeps many viewers from making a 2-second-GOP stream all keyframes, while one
+ * viewer's loss still gets a fresh picture within about one round trip plus one frame.
+ */
+export const KEYFRAME_REQUEST_INTERVAL_MS = 500;
+/** At most one debug line per this long per path about keyframe requests nobody can serve (RTMP publishers). */
+const KEYFRAME_UNSERVED_LOG_MS = 10_000;
+
+/** What a publisher does with a keyframe request (see Session `requestKeyframe`). */
+export type KeyframeHandler = (reason: string) => void;
+
+/** Keyframe requests of a path's readers, for the API. */
+export interface KeyframeRequestCounts {
+  /** every request of a reader (WebRTC PLI/FIR, RTSP reader PLI/FIR, ...) */
+  requested: number;
+  /** requests handed to the publisher (at most one per KEYFRAME_REQUEST_INTERVAL_MS) */
+  passedUp: number;
+  /** requests made while no publisher that can act on them was attached (RTMP, none, between publishers) */
+  unserved: number;
+}
+
 /** Gap left between the last frame of one publisher and the first of the next, about one frame at 25 fps. */
 const EPOCH_GAP_MS = 40;
 
@@ -41,6 +65,11 @@ export class Stream {
   readonly readers = new Set<Reader>();
   framesIn = 0;
   bytesIn = 0;
+  /** keyframe requests of the readers since the path appeared (all publishers) */
+  readonly keyframeRequests: KeyframeRequestCounts = { requested: 0, passedUp: 0, unserved: 0 };
+  private keyframeHandler: KeyframeHandler | undefined;
+  private lastKeyframeRequestMs = -Infinity;
+  private lastUnservedLogMs = -Infinity;
   private gop: Frame[] = [];
   private gopBytes = 0;
   private offsetMs: number | undefined;
@@ -91,8 +120,49 @@ export class Stream {
   /** The publisher left; readers stay attached until the registry decides (grace time). */
   publisherGone(): void {
     this.ready = false;
+    this.setKeyframeHandler(undefined);
     this.gop = [];
     this.gopBytes = 0;
+  }
+
+  /**
+   * Who serves keyframe requests: the current publisher's handler (the registry sets it on addPublisher), or
+   * undefined when it cannot act or is gone. A new handler may be used at once (its rate limit starts afresh).
+   */
+  setKeyframeHandler(handler: KeyframeHandler | undefined): void {
+    this.keyframeHandler = handler;
+    this.lastKeyframeRequestMs = -Infinity;
+  }
+
+  /**
+   * A reader needs a keyframe (picture loss, a decoder joining late). Counted; passed up to the publisher at most
+   * once per KEYFRAME_REQUEST_INTERVAL_MS (requests in between are covered by the keyframe already asked for);
+   * dropped when no publisher can act on it. Never throws.
+   * @param reason who asks, for the publisher's logs ('webrtc viewer PLI', 'rtsp reader FIR', ...)
+   * @returns true when the request was passed up
+   */
+  requestKeyframe(reason: string, nowMs: number = performance.now()): boolean {
+    const counts = this.keyframeRequests;
+    counts.requested++;
+    const handler = this.keyframeHandler;
+    if (!handler) {
+      counts.unserved++;
+      if (nowMs - this.lastUnservedLogMs >= KEYFRAME_UNSERVED_LOG_MS) {
+        this.lastUnservedLogMs = nowMs;
+        log.debug({ path: this.path, reason, unserved: counts.unserved }, 'keyframe request dropped: the publisher cannot act on it');
+      }
+      return false;
+    }
+    if (nowMs - this.lastKeyframeRequestMs < KEYFRAME_REQUEST_INTERVAL_MS) return false;
+    this.lastKeyframeRequestMs = nowMs;
+    counts.passedUp++;
+    try {
+      handler(reason);
+    } catch (err) {
+      // a publisher failing to send its request must not break the reader that asked
+      log.warn({ path: this.path, err: err instanceof Error ? err.message : String(err) }, 'keyframe request failed');
+    }
+    return true;
   }
 
   /** Resolves when tracks are known (immediately if they are). */

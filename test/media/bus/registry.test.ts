@@ -134,3 +134,24 @@ test('config reload closes only paths whose settings changed', async () => {
   assert.equal(pa.closedWith, undefined);
   assert.equal(pb.closedWith, 'path configuration changed');
 });
+
+test('keyframe requests reach the current publisher only; replaced, gone and RTMP-like publishers get none', async () => {
+  const over: PathPolicy = { resolve: () => ({ ...DEFAULT_PATH_SETTINGS, overridePublisher: true, publisherGraceMs: 0 }), authorize: async () => {} };
+  const reg = new PathRegistry(over);
+  const asked: string[] = [];
+  const capable = (id: string): Session => Object.assign(session(id, 'publisher'), { requestKeyframe: (reason: string) => void asked.push(`${id}: ${reason}`) });
+  assert.equal(reg.requestKeyframe('live/k', 'nobody publishes'), false, 'unknown path');
+  const p1 = capable('p1');
+  const stream = await reg.addPublisher('live/k', p1, req);
+  assert.equal(reg.requestKeyframe('live/k', 'pli'), true);
+  assert.equal(reg.requestKeyframe('live/k', 'pli again'), false, 'rate-limited');
+  await reg.addPublisher('live/k', capable('p2'), req);
+  assert.equal(reg.requestKeyframe('live/k', 'fir'), true, 'the new publisher is asked at once');
+  assert.deepEqual(asked, ['p1: pli', 'p2: fir']);
+  const rtmp = session('p3', 'publisher'); // no requestKeyframe: cannot act
+  await reg.addPublisher('live/k', rtmp, req);
+  assert.equal(reg.requestKeyframe('live/k', 'pli'), false);
+  assert.deepEqual(stream.keyframeRequests, { requested: 4, passedUp: 2, unserved: 1 });
+  reg.removePublisher(rtmp);
+  assert.equal(reg.requestKeyframe('live/k', 'pli'), false, 'path forgotten with its publisher');
+});

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Track } from '../../../src/media/bus/track.js';
 import { makeFrame, type Frame } from '../../../src/media/bus/frame.js';
-import { Stream, GOP_CACHE_MAX_FRAMES } from '../../../src/media/bus/stream.js';
+import { Stream, GOP_CACHE_MAX_FRAMES, KEYFRAME_REQUEST_INTERVAL_MS } from '../../../src/media/bus/stream.js';
 import { Reader, type FrameSink } from '../../../src/media/bus/reader.js';
 import type { Session } from '../../../src/media/bus/session.js';
 
@@ -191,4 +191,31 @@ test('catch-up readers get the cached GOP re-timed to end at the live edge, vide
   assert.ok(live - fast.frames[0]!.dts <= 59 * 135 + 1, 'the GOP is compressed to ≥ 1.5 ms per frame');
   for (let i = 1; i < fast.frames.length; i++) assert.ok(fast.frames[i]!.dts > fast.frames[i - 1]!.dts);
   assert.equal(s.cachedFrames()[0]!.dts, 0, 'the shared cache is not modified');
+});
+
+test('keyframe requests: passed up at most once per interval, counted, unserved without a handler', () => {
+  const s = new Stream('live/k');
+  const got: string[] = [];
+  assert.equal(s.requestKeyframe('early', 0), false, 'no publisher handler yet');
+  s.setKeyframeHandler((reason) => got.push(reason));
+  assert.equal(s.requestKeyframe('viewer 1', 1000), true);
+  assert.equal(s.requestKeyframe('viewer 2', 1000 + KEYFRAME_REQUEST_INTERVAL_MS - 1), false, 'inside the interval');
+  assert.equal(s.requestKeyframe('viewer 3', 1000 + KEYFRAME_REQUEST_INTERVAL_MS), true);
+  assert.deepEqual(got, ['viewer 1', 'viewer 3']);
+  assert.deepEqual(s.keyframeRequests, { requested: 4, passedUp: 2, unserved: 1 });
+  s.publisherGone();
+  assert.equal(s.requestKeyframe('after', 5000), false, 'the handler leaves with the publisher');
+  assert.deepEqual(s.keyframeRequests, { requested: 5, passedUp: 2, unserved: 2 });
+});
+
+test('keyframe requests: a throwing handler does not reach the reader; a new handler starts a fresh interval', () => {
+  const s = new Stream('live/k2');
+  s.setKeyframeHandler(() => {
+    throw new Error('socket gone');
+  });
+  assert.equal(s.requestKeyframe('viewer', 0), true);
+  let n = 0;
+  s.setKeyframeHandler(() => void n++);
+  assert.equal(s.requestKeyframe('viewer', 1), true, 'the new publisher is asked at once');
+  assert.equal(n, 1);
 });
