@@ -212,10 +212,8 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
     additionalHosts: opts.additionalHosts,
     engine,
     iceHost: opts.host,
-    // viewers' PLI/FIR reach WHIP publishers of the same path (throttled by the fan-out)
-    requestKeyframe: (path) => {
-      for (const p of publishers.values()) if (p.path === path) p.requestKeyframe();
-    },
+    // viewers' PLI/FIR go to whatever publishes the path (WHIP, RTSP, camera), rate-limited by the bus
+    requestKeyframe: (path) => void opts.registry.requestKeyframe(path, 'webrtc viewer PLI/FIR'),
   };
   if (mux) egressOpts.mux = mux;
   if (sendPool) egressOpts.sendPool = sendPool;
@@ -443,7 +441,7 @@ export class WhipPublisher implements Session {
     };
   }
 
-  /** A viewer needs a keyframe: PLI to the browser/OBS that publishes. */
+  /** A reader needs a keyframe (the bus calls this, rate-limited): PLI to the browser/OBS that publishes. */
   requestKeyframe(): void {
     if (this.state === 'publish') this.sendPli();
   }
