@@ -1,7 +1,7 @@
 /**
  * SRTP/SRTCP with the AES_CM_128_HMAC_SHA1_80 profile (RFC 3711; DTLS-SRTP profile 0x0001, RFC 5764 §4.1.2),
- * written for the fan-out hot path: keys are derived once per session and each protected packet is one allocation
- * plus one AES-CTR and one HMAC-SHA1 call into OpenSSL (≈ 7 µs for a 1200-byte packet here).
+ * written for the fan-out hot path: keys are derived once per session, and outgoing RTP is protected in batches by
+ * rtp-protector.ts (one cipher call per batch, one-shot hashes for the HMAC; ≈ 2.5 µs per 1200-byte packet here).
  *
  * RFC 3711 §3.1, the SRTP packet:
  *
@@ -11,6 +11,9 @@
  */
 import { createCipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { ParseError } from '../../errors.js';
+import { RtpProtector, rtpHeaderLength } from './rtp-protector.js';
+
+export { rtpHeaderLength };
 
 /** DTLS-SRTP protection profile SRTP_AES128_CM_HMAC_SHA1_80 (RFC 5764 §4.1.2). */
 export const SRTP_AES128_CM_HMAC_SHA1_80 = 0x0001;
@@ -96,23 +99,6 @@ function counterIv(salt: Buffer, ssrc: number, indexHigh: number, indexLow: numb
   return iv;
 }
 
-/** Length of the RTP header (fixed part, CSRCs, extension) of a packet, or -1 when truncated. */
-export function rtpHeaderLength(p: Uint8Array): number {
-  if (p.byteLength < 12) return -1;
-  let n = 12 + (p[0]! & 0x0f) * 4;
-  if (p[0]! & 0x10) {
-    if (p.byteLength < n + 4) return -1;
-    n += 4 + ((p[n + 2]! << 8) | p[n + 3]!) * 4;
-  }
-  return n > p.byteLength ? -1 : n;
-}
-
-/** Rollover counter state of one sent SSRC. */
-interface SendState {
-  roc: number;
-  lastSeq: number;
-}
-
 /** Rollover counter estimate of one received SSRC (RFC 3711 Appendix A). */
 interface RecvState {
   roc: number;
@@ -126,11 +112,11 @@ interface RecvState {
 export class SrtpContext {
   private readonly local: SessionKeys;
   private readonly remote: SessionKeys;
-  private readonly localRtpMac: Hmac80;
   private readonly localRtcpMac: Hmac80;
   private readonly remoteRtpMac: Hmac80;
   private readonly remoteRtcpMac: Hmac80;
-  private readonly send = new Map<number, SendState>();
+  private readonly rtpOut: RtpProtector;
+  private readonly one: Buffer[] = [];
   private readonly recv = new Map<number, RecvState>();
   private srtcpIndex = 0;
   private readonly iv = Buffer.alloc(16);
@@ -139,7 +125,7 @@ export class SrtpContext {
   constructor(localKey: Uint8Array, localSalt: Uint8Array, remoteKey: Uint8Array, remoteSalt: Uint8Array) {
     this.local = deriveSessionKeys(localKey, localSalt);
     this.remote = deriveSessionKeys(remoteKey, remoteSalt);
-    this.localRtpMac = new Hmac80(this.local.rtpAuth);
+    this.rtpOut = new RtpProtector(this.local.rtpKey, this.local.rtpSalt, this.local.rtpAuth);
     this.localRtcpMac = new Hmac80(this.local.rtcpAuth);
     this.remoteRtpMac = new Hmac80(this.remote.rtpAuth);
     this.remoteRtcpMac = new Hmac80(this.remote.rtcpAuth);
@@ -149,37 +135,21 @@ export class SrtpContext {
    * Protects one RTP packet.
    * `payloadType` ≥ 0 replaces the header's PT in the output (viewers of one stream may have negotiated different
    * payload types for the same packets); `timestamp` ≥ 0 replaces the RTP timestamp (re-timed catch-up frames).
-   * @returns a new buffer: header, encrypted payload, 10-byte tag. `packet` is not modified.
+   * @returns header, encrypted payload, 10-byte tag (a view of a new buffer). `packet` is not modified.
    * @throws ParseError when the RTP header is truncated
    */
   protectRtp(packet: Uint8Array, payloadType = -1, timestamp = -1): Buffer {
-    const hl = rtpHeaderLength(packet);
-    if (hl < 0) throw new ParseError('srtp', 'RTP header truncated');
-    const seq = (packet[2]! << 8) | packet[3]!;
-    const ssrc = ((packet[8]! << 24) | (packet[9]! << 16) | (packet[10]! << 8) | packet[11]!) >>> 0;
-    let st = this.send.get(ssrc);
-    if (!st) {
-      st = { roc: 0, lastSeq: seq };
-      this.send.set(ssrc, st);
-    } else if (seq < st.lastSeq && st.lastSeq - seq > 0x8000) {
-      st.roc = (st.roc + 1) >>> 0; // the 16-bit sequence number wrapped
-      st.lastSeq = seq;
-    } else if (seq > st.lastSeq && seq - st.lastSeq < 0x8000) {
-      st.lastSeq = seq;
-    }
-    // a retransmission of a packet sent before the wrap uses the ROC it had then
-    const roc = seq > st.lastSeq && seq - st.lastSeq >= 0x8000 ? (st.roc - 1) >>> 0 : st.roc;
-    const out = Buffer.allocUnsafe(packet.byteLength + SRTP_AUTH_TAG_LENGTH);
-    out.set(packet.subarray(0, hl), 0);
-    if (payloadType >= 0) out[1] = (out[1]! & 0x80) | payloadType;
-    if (timestamp >= 0) out.writeUInt32BE(timestamp >>> 0, 4);
-    const iv = counterIv(this.local.rtpSalt, ssrc, roc >>> 16, (((roc & 0xffff) << 16) | seq) >>> 0, this.iv);
-    const c = createCipheriv('aes-128-ctr', this.local.rtpKey, iv);
-    const enc = c.update(packet.subarray(hl));
-    out.set(enc, hl);
-    this.roc.writeUInt32BE(roc, 0);
-    this.localRtpMac.tag(out.subarray(0, packet.byteLength), this.roc, out, packet.byteLength);
-    return out;
+    if (rtpHeaderLength(packet) < 0) throw new ParseError('srtp', 'RTP header truncated');
+    this.rtpOut.protect([packet], [payloadType], [timestamp], 0, 1, this.one);
+    return this.one[0]!;
+  }
+
+  /**
+   * Protects `packets[from..to)` in one batch (see rtp-protector.ts: one cipher call for all of them); `out[i]` gets
+   * packet i's SRTP bytes, or an empty array when its RTP header is truncated.
+   */
+  protectRtpBatch(packets: readonly Uint8Array[], payloadTypes: readonly number[], timestamps: readonly number[], from: number, to: number, out: Buffer[]): void {
+    this.rtpOut.protect(packets, payloadTypes, timestamps, from, to, out);
   }
 
   /**

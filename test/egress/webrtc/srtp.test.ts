@@ -72,3 +72,31 @@ test('SRTCP: both directions against werift', () => {
   bad[bad.byteLength - 1]! ^= 0xff;
   assert.equal(ours.unprotectRtcp(bad), null);
 });
+
+test('SRTP batch: one cipher call for many packets (over the 64 KiB chunk), truncated headers skipped, werift decrypts all', () => {
+  const ours = new SrtpContext(keys.localMasterKey, keys.localMasterSalt, keys.remoteMasterKey, keys.remoteMasterSalt);
+  const theirs = new SrtpSession({ keys: peer, profile: SRTP_AES128_CM_HMAC_SHA1_80 });
+  const packets: Buffer[] = [];
+  const pts: number[] = [];
+  const tss: number[] = [];
+  for (let i = 0; i < 130; i++) {
+    // 130 × ~1200 bytes ≈ 150 KiB: three cipher calls; seq wraps inside the batch
+    packets.push(i === 40 ? Buffer.alloc(7) : rtp((65500 + i) & 0xffff, i % 2 ? 0x01020304 : 0x0a0b0c0d, randomBytes(i % 17 === 0 ? 1 : 1100 + i), i % 5 === 0));
+    pts.push(i % 3 === 0 ? 111 : -1);
+    tss.push(i % 4 === 0 ? 0xfffffff0 + i : -1);
+  }
+  const out: Buffer[] = [];
+  ours.protectRtpBatch(packets, pts, tss, 0, packets.length, out);
+  assert.equal(out.length, packets.length);
+  for (let i = 0; i < packets.length; i++) {
+    if (i === 40) {
+      assert.equal(out[i]!.byteLength, 0, 'truncated header: nothing to send');
+      continue;
+    }
+    const want = Buffer.from(packets[i]!);
+    if (pts[i]! >= 0) want[1] = (want[1]! & 0x80) | pts[i]!;
+    if (tss[i]! >= 0) want.writeUInt32BE(tss[i]! >>> 0, 4);
+    assert.deepEqual(theirs.decrypt(out[i]!), want, `packet ${i}`);
+  }
+  assert.equal(packets[0]![1], 96, 'the shared input is not modified');
+});
