@@ -9,18 +9,17 @@
  */
 import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { AuthError, BusyError, errorMessage, NotFoundError, ParseError, ProtocolError, StreamgateError, UnsupportedError } from '../errors.js';
 import { log } from '../log.js';
 import type { AccessRequest, PathRegistry } from '../media/bus/registry.js';
 import { playerPage } from '../egress/webrtc/player.js';
 import { WebrtcEgress, type IceServer, type ViewerSession } from '../egress/webrtc/sfu.js';
-import { UdpMux } from '../egress/webrtc/udp-mux.js';
+import { UdpMux, type IceAdvertise } from '../egress/webrtc/udp-mux.js';
 import { defaultSendThreads, SendPool } from '../egress/webrtc/send-pool.js';
 import { sendLatencyProbe } from '../egress/webrtc/fanout.js';
 import { buildAnswer, MAX_OFFER_BYTES, negotiate, parseOffer } from './sdp/negotiate.js';
 import { dtlsIdentity, LeanPeer } from '../egress/webrtc/peer.js';
-import { hostCandidates } from '../egress/webrtc/sfu.js';
 import { WebrtcToBus, type FrameTarget } from '../ingest/webrtc/to-bus.js';
 import type { Session } from '../media/bus/session.js';
 import { compoundReport, parseRtcp, RtcpReceiverStats, serializeRtcp, type RtcpPacket } from '../media/rtp/rtcp.js';
@@ -46,6 +45,8 @@ export interface WebrtcServerOptions {
   engine?: 'lean' | 'werift';
   /** threads that protect and send viewers' RTP (lean engine); default: cores − 1, at most 3; 0 = main thread */
   sendThreads?: number;
+  /** test seam, not a config key: restricts the candidates answers advertise (udp-mux.ts IceAdvertise) */
+  iceAdvertise?: IceAdvertise;
 }
 
 /** A running WebRTC listener. */
@@ -203,8 +204,10 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
 export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<RunningWebrtcServer> {
   const engine = opts.engine ?? 'lean';
   // the lean engine puts every peer on icePort (0 in tests: any free port)
-  const threads = engine === 'lean' ? (opts.sendThreads ?? defaultSendThreads()) : 0;
-  const mux = engine === 'lean' ? await UdpMux.bind(opts.icePort, opts.host, threads > 0) : undefined;
+  // send threads have IPv4 sockets: an IPv6 bind host leaves every peer on the main thread
+  const threads = engine === 'lean' && isIP(opts.host ?? '') !== 6 ? (opts.sendThreads ?? defaultSendThreads()) : 0;
+  const iceOpts = { additionalHosts: opts.additionalHosts, ...(opts.iceAdvertise ? { advertise: opts.iceAdvertise } : {}) };
+  const mux = engine === 'lean' ? await UdpMux.bind(opts.icePort, opts.host, threads > 0, iceOpts) : undefined;
   const sendPool = mux && threads > 0 ? await SendPool.start(threads, mux.port, opts.host, (d, a, p) => mux.receive(d, a, p)) : undefined;
   if (sendPool) sendPool.onLatency = (samples) => sendLatencyProbe.samples?.push(...samples);
   const publishers = new Map<string, WhipPublisher>();
@@ -322,7 +325,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
       iceUfrag: peer.localUfrag,
       icePwd: peer.localPwd,
       fingerprint: id.fingerprint,
-      candidates: hostCandidates(opts.host, opts.additionalHosts).map((address) => ({ address, port: mux!.port })),
+      candidates: mux!.candidates(),
       direction: 'recvonly',
       cname: pub.id,
       streamId: 'streamgate',

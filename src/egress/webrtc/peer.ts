@@ -1,7 +1,8 @@
 /**
- * The gateway's own WebRTC transport for one peer: ICE-lite on the shared UDP port (udp-mux.ts), DTLS from
- * werift's state machine (server role, client certificate checked against the offer's a=fingerprint), and SRTP from
- * srtp.ts. Media is sent with `sendRtp` (one protect + one UDP send per packet, nothing else per viewer).
+ * The gateway's own WebRTC transport for one peer: ICE-lite on the shared ICE port (udp-mux.ts: UDP over IPv4 or
+ * IPv6, or ICE-TCP), DTLS from werift's state machine (server role, client certificate checked against the offer's
+ * a=fingerprint), and SRTP from srtp.ts. Media is sent with `sendRtp` (one protect + one send per packet, nothing
+ * else per viewer) through the link of the nominated candidate pair.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +17,7 @@ import {
 import { log } from '../../log.js';
 import { SrtpContext, SRTP_AES128_CM_HMAC_SHA1_80, SRTP_MASTER_KEY_LENGTH, SRTP_MASTER_SALT_LENGTH } from './srtp.js';
 import type { SendPool } from './send-pool.js';
-import type { MuxPeer, UdpMux } from './udp-mux.js';
+import type { IceLink, MuxPeer, UdpMux } from './udp-mux.js';
 
 /** The gateway's DTLS identity, shared by all peers of a process (one ECDSA P-256 key, like browsers use). */
 export interface DtlsIdentity {
@@ -56,9 +57,13 @@ export class LeanPeer implements MuxPeer {
   readonly localUfrag: string;
   readonly localPwd: string;
   state: PeerState = 'new';
-  /** the nominated remote address */
+  /** the link of the nominated pair (before any nomination: the first checked one), where everything is sent */
+  link: IceLink | undefined;
+  /** the nominated remote address (the link's) */
   address = '';
   port = 0;
+  /** RTP packets dropped because the link refused them (an ICE-TCP viewer over its queue bound) */
+  rtpDropped = 0;
   private srtp: SrtpContext | undefined;
   private dtls: DtlsServer | undefined;
   /** werift's Transport interface over the mux: DTLS records in and out for this peer only */
@@ -100,24 +105,36 @@ export class LeanPeer implements MuxPeer {
       closed: false,
       onData: () => undefined,
       send: async (data: Buffer) => {
-        if (this.address) this.mux.send(data, this.address, this.port);
+        this.link?.send(data);
       },
       close: async () => undefined,
     };
     mux.add(this);
   }
 
+  /** True for links the send threads can serve: their sockets are IPv4 UDP on the ICE port. */
+  private static offloadable(link: IceLink): boolean {
+    return link.transport === 'udp' && link.family === 4;
+  }
+
   /** MuxPeer: a verified connectivity check. */
-  onCheck(address: string, port: number, nominated: boolean): void {
+  onCheck(link: IceLink, nominated: boolean): void {
     if (this.state === 'closed') return;
     if (this.state === 'new') this.state = 'checking';
     // ICE-lite follows the controlling agent: the latest nominated pair wins (RFC 8445 §8.1.1); before any
-    // nomination the first checked address is used so DTLS can start
-    if (nominated || !this.address) {
-      const moved = this.address !== address || this.port !== port;
-      this.address = address;
-      this.port = port;
-      if (moved && this.offload) this.pool?.move(this.offload, address, port);
+    // nomination the first checked link is used so DTLS can start
+    if ((nominated || !this.link || this.link.closed) && link !== this.link) {
+      this.link = link;
+      this.address = link.address;
+      this.port = link.port;
+      if (this.offload) {
+        if (LeanPeer.offloadable(link)) this.pool?.move(this.offload, link.address, link.port);
+        else {
+          // TCP and IPv6 links are served from this thread; this thread's context takes over RTP protection
+          this.pool?.remove(this.offload);
+          this.offload = undefined;
+        }
+      }
     }
     if (!this.dtls) this.startDtls();
   }
@@ -150,7 +167,9 @@ export class LeanPeer implements MuxPeer {
     const k = dtls.extractSessionKeys(SRTP_MASTER_KEY_LENGTH, SRTP_MASTER_SALT_LENGTH);
     this.srtp = new SrtpContext(k.localKey, k.localSalt, k.remoteKey, k.remoteSalt);
     // RTP protection moves to a send thread (its own context, same keys); RTCP stays on this thread's context
-    if (this.pool) this.offload = this.pool.add([k.localKey, k.localSalt, k.remoteKey, k.remoteSalt], this.address, this.port);
+    if (this.pool && this.link && LeanPeer.offloadable(this.link)) {
+      this.offload = this.pool.add([k.localKey, k.localSalt, k.remoteKey, k.remoteSalt], this.address, this.port);
+    }
     this.state = 'connected';
     this.onConnected?.();
   }
@@ -165,12 +184,12 @@ export class LeanPeer implements MuxPeer {
     return false;
   }
 
-  /** MuxPeer: DTLS, SRTP or SRTCP from the peer's address. */
-  onDatagram(buf: Buffer, address: string, port: number): void {
+  /** MuxPeer: DTLS, SRTP or SRTCP from a link bound to this peer. */
+  onDatagram(buf: Buffer, link: IceLink): void {
     this.bytesReceived += buf.byteLength;
     const b0 = buf[0]!;
     if (b0 >= 20 && b0 <= 63) {
-      this.transport.onData(buf, [address, port]);
+      this.transport.onData(buf, [link.address, link.port]);
       return;
     }
     const srtp = this.srtp;
@@ -198,7 +217,7 @@ export class LeanPeer implements MuxPeer {
 
   /**
    * Protects and sends one RTP packet (with this peer's payload type / a replaced timestamp when ≥ 0); dropped
-   * before DTLS completes.
+   * before DTLS completes, and counted in `rtpDropped` when the link refuses it (ICE-TCP back-pressure).
    */
   sendRtp(plain: Uint8Array, payloadType = -1, timestamp = -1, receivedAtEpochMs = 0): void {
     const srtp = this.srtp;
@@ -210,9 +229,12 @@ export class LeanPeer implements MuxPeer {
       return;
     }
     const out = srtp.protectRtp(plain, payloadType, timestamp);
+    if (!this.link?.send(out)) {
+      this.rtpDropped++;
+      return;
+    }
     this.packetsSent++;
     this.bytesSent += out.byteLength;
-    this.mux.send(out, this.address, this.port);
   }
 
   /** Protects and sends one compound RTCP packet. */
@@ -220,8 +242,7 @@ export class LeanPeer implements MuxPeer {
     const srtp = this.srtp;
     if (!srtp || this.state !== 'connected') return;
     const out = srtp.protectRtcp(plain);
-    this.bytesSent += out.byteLength;
-    this.mux.send(out, this.address, this.port);
+    if (this.link?.send(out)) this.bytesSent += out.byteLength;
   }
 
   /** Ends the peer. Idempotent. */

@@ -23,13 +23,12 @@ import type { Stream } from '../../media/bus/stream.js';
 import type { Track } from '../../media/bus/track.js';
 import { NalUnitType, nalType } from '../../media/codecs/h264.js';
 import { H264Packetizer } from '../../media/rtp/h264.js';
-import { networkInterfaces } from 'node:os';
 import { buildAnswer, negotiate, parseOffer, type Capabilities, type Negotiation } from '../../signaling/sdp/negotiate.js';
 import { LeanViewer, sendLatencyProbe, StreamFanout } from './fanout.js';
 import { ffmpegAvailable, OPUS_CLOCK_RATE, OpusTranscoder, type OpusSink } from './opus-transcoder.js';
 import { dtlsIdentity, LeanPeer } from './peer.js';
 import type { SendPool } from './send-pool.js';
-import type { UdpMux } from './udp-mux.js';
+import { hostAddresses, type UdpMux } from './udp-mux.js';
 
 /**
  * RTP packet size budget: 1200 bytes of RTP leaves room for SRTP's 10-byte tag, UDP/IPv6 headers and a TURN
@@ -56,7 +55,7 @@ export interface WebrtcEgressOptions {
    * benchmark compares against.
    */
   engine?: 'lean' | 'werift';
-  /** the shared ICE socket (required for the lean engine) */
+  /** the shared ICE port (required for the lean engine); its `candidates()` go into every answer */
   mux?: UdpMux;
   /** send threads for viewers' RTP (lean engine); undefined: sent on the main thread */
   sendPool?: SendPool;
@@ -375,17 +374,12 @@ export class WhepSession implements Session, FrameSink {
 /** A WebRTC viewer of either engine, as the signaling layer sees it. */
 export type ViewerSession = WhepSession | LeanViewer;
 
-/** Host candidate addresses: the bound address, or every non-internal IPv4 address, plus the configured extras. */
+/**
+ * Host candidate addresses of the IPv4 socket: the bound address, or every non-internal IPv4 address, plus the
+ * configured extras. The lean engine's answers use `UdpMux.candidates()` instead (IPv6 and ICE-TCP too).
+ */
 export function hostCandidates(bound: string | undefined, additional: readonly string[]): string[] {
-  const out: string[] = [];
-  if (bound && bound !== '0.0.0.0' && bound !== '::') out.push(bound);
-  else {
-    for (const list of Object.values(networkInterfaces())) {
-      for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) out.push(a.address);
-    }
-  }
-  for (const a of additional) if (!out.includes(a)) out.push(a);
-  return out;
+  return hostAddresses(bound, additional, false);
 }
 
 /** Creates and tracks WebRTC viewer sessions. */
@@ -501,7 +495,7 @@ export class WebrtcEgress {
       iceUfrag: peer.localUfrag,
       icePwd: peer.localPwd,
       fingerprint: id.fingerprint,
-      candidates: hostCandidates(this.opts.iceHost, this.opts.additionalHosts).map((address) => ({ address, port: mux.port })),
+      candidates: mux.candidates(),
       direction: 'sendonly',
       ssrcs,
       cname: viewer.id,

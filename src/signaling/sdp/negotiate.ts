@@ -232,8 +232,8 @@ export interface AnswerParams {
   icePwd: string;
   /** 'sha-256 AB:CD:…' */
   fingerprint: string;
-  /** host candidates (one per address) on the shared ICE port */
-  candidates: { address: string; port: number }[];
+  /** host candidates on the shared ICE port: one per address and transport (default 'udp'), UDP first */
+  candidates: { address: string; port: number; transport?: 'udp' | 'tcp' }[];
   /** 'sendonly' for WHEP (the gateway sends), 'recvonly' for WHIP */
   direction: 'sendonly' | 'recvonly';
   /** SSRC the gateway sends on, per accepted mid (WHEP) */
@@ -247,6 +247,15 @@ export interface AnswerParams {
 /** ICE candidate priority of a host candidate (RFC 8445 §5.1.2.1): type preference 126, component 1. */
 export function hostPriority(localPreference: number): number {
   return 126 * 2 ** 24 + localPreference * 2 ** 8 + (256 - 1);
+}
+
+/**
+ * Local preference of a passive ICE-TCP host candidate (RFC 6544 §4.2): 2^13 · direction-pref (passive: 4 for a
+ * host candidate) + other-pref (8191 down, one per address). At most 40959, below every UDP candidate's
+ * 65535 − k, so peers that reach both prefer UDP (TCP adds head-of-line blocking to real-time media).
+ */
+export function tcpPassiveLocalPreference(index: number): number {
+  return 2 ** 13 * 4 + Math.max(0, 8191 - index);
 }
 
 /**
@@ -280,9 +289,18 @@ export function buildAnswer(offer: Offer, neg: Negotiation, p: AnswerParams): st
     if (ssrc !== undefined && p.direction === 'sendonly') {
       L.push(`a=msid:${p.streamId} ${p.streamId}-${m.kind}`, `a=ssrc:${ssrc} cname:${p.cname}`, `a=ssrc:${ssrc} msid:${p.streamId} ${p.streamId}-${m.kind}`);
     }
-    p.candidates.forEach((cand, k) => {
-      L.push(`a=candidate:${k + 1} 1 udp ${hostPriority(65535 - k)} ${cand.address} ${cand.port} typ host`);
-    });
+    // foundations differ per transport and address (RFC 8445 §5.1.1.3): "1", "2"… for UDP, "t1", "t2"… for TCP
+    let udp = 0;
+    let tcp = 0;
+    for (const cand of p.candidates) {
+      if (cand.transport === 'tcp') {
+        const k = tcp++;
+        L.push(`a=candidate:t${k + 1} 1 tcp ${hostPriority(tcpPassiveLocalPreference(k))} ${cand.address} ${cand.port} typ host tcptype passive`);
+      } else {
+        const k = udp++;
+        L.push(`a=candidate:${k + 1} 1 udp ${hostPriority(65535 - k)} ${cand.address} ${cand.port} typ host`);
+      }
+    }
     L.push('a=end-of-candidates');
   });
   return `${L.join('\r\n')}\r\n`;

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import fc from 'fast-check';
 import { Message, parseMessage } from 'werift';
-import { bindingSuccess, parseStun, UdpMux, verifyIntegrity, type MuxPeer } from '../../../src/egress/webrtc/udp-mux.js';
+import { bindingSuccess, parseStun, UdpMux, verifyIntegrity, type IceLink, type MuxPeer } from '../../../src/egress/webrtc/udp-mux.js';
 
 /** A Binding request as a browser sends it (RFC 8445 §7.1.2), built with werift's STUN encoder. */
 function bindingRequest(user: string, pwd: string, useCandidate: boolean): Buffer {
@@ -22,8 +22,8 @@ class FakePeer implements MuxPeer {
   datagrams: Buffer[] = [];
   timedOut = false;
   constructor(readonly localUfrag: string, readonly localPwd: string) {}
-  onCheck(a: string, p: number, n: boolean): void {
-    this.checks.push([a, p, n]);
+  onCheck(link: IceLink, n: boolean): void {
+    this.checks.push([link.address, link.port, n]);
   }
   onDatagram(b: Buffer): void {
     this.datagrams.push(b);
