@@ -31,19 +31,33 @@ export interface Netns {
   hostIp: string;
   /** address inside the namespace (Chromium's) */
   peerIp: string;
+  /** IPv6 (ULA) address of the root-namespace end, with `createNetns({ ipv6: true })` */
+  hostIp6?: string;
+  /** IPv6 (ULA) address inside the namespace, with `createNetns({ ipv6: true })` */
+  peerIp6?: string;
   /** a script that runs its arguments inside the namespace */
   exec: string;
   destroy(): void;
 }
 
-/** Creates a namespace with a /24 on a veth pair; `destroy()` removes both. */
-export function createNetns(): Netns {
+/** Options of `createNetns`. */
+export interface NetnsOptions {
+  /**
+   * Also give the veth pair a ULA /64 (fd53:4747:…::1 and ::2, RFC 4193; not fd00::/64, which this machine's eth0
+   * may use), added without duplicate address detection so the addresses are usable at once.
+   */
+  ipv6?: boolean;
+}
+
+/** Creates a namespace with a /24 (and optionally an IPv6 /64) on a veth pair; `destroy()` removes both. */
+export function createNetns(opts: NetnsOptions = {}): Netns {
   const id = Math.floor(Math.random() * 250) + 2;
   const tag = `${process.pid % 10000}x${id}`;
   const name = `sgw${tag}`;
   const a = `vsga${tag}`.slice(0, 15);
   const b = `vsgb${tag}`.slice(0, 15);
   const net = `10.${200 + (process.pid % 50)}.${id}`;
+  const net6 = `fd53:4747:${(process.pid % 0xffff).toString(16)}:${id.toString(16)}`;
   const sh = (cmd: string): void => {
     const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
@@ -54,6 +68,10 @@ export function createNetns(): Netns {
     sh(`ip link set ${b} netns ${name}`);
     sh(`ip addr add ${net}.1/24 dev ${a} && ip link set ${a} up`);
     sh(`ip netns exec ${name} sh -c 'ip addr add ${net}.2/24 dev ${b} && ip link set ${b} up && ip link set lo up'`);
+    if (opts.ipv6) {
+      sh(`ip -6 addr add ${net6}::1/64 dev ${a} nodad`);
+      sh(`ip netns exec ${name} ip -6 addr add ${net6}::2/64 dev ${b} nodad`);
+    }
   } catch (err) {
     spawnSync('ip', ['netns', 'del', name]);
     spawnSync('ip', ['link', 'del', a]);
@@ -70,6 +88,7 @@ export function createNetns(): Netns {
     name,
     hostIp: `${net}.1`,
     peerIp: `${net}.2`,
+    ...(opts.ipv6 ? { hostIp6: `${net6}::1`, peerIp6: `${net6}::2` } : {}),
     exec,
     destroy() {
       spawnSync('ip', ['netns', 'del', name]);
