@@ -524,6 +524,8 @@ export interface RtspMediaStats {
   /** frames of the track packetized by us (stream-wide) */
   framesPacketized: number;
   reception?: RemoteReception;
+  /** PLI/FIR the reader sent about this media (passed to the publisher through the bus) */
+  keyframeRequests?: number;
 }
 
 /** What the sink needs from its RTSP connection; the RTSP server's player implements it. */
@@ -561,6 +563,8 @@ interface MediaOut {
   first?: { seq: number; rtptime: number };
   nextSrMs: number;
   reception?: RemoteReception;
+  /** PLI/FIR the reader sent about this media */
+  keyframeRequests: number;
 }
 
 /**
@@ -601,7 +605,7 @@ export class RtspPlaySink implements FrameSink {
       if (!track) return [];
       const packetizer = packetizerOf(track);
       const sender = new RtcpSenderStats(packetizer.ssrc, track.clockRate);
-      return [{ media: m, channel: this.player.rtpChannel(m), track, packetizer, sender, nextSrMs: 0 }];
+      return [{ media: m, channel: this.player.rtpChannel(m), track, packetizer, sender, nextSrMs: 0, keyframeRequests: 0 }];
     });
     if (this.player.transport === 'udp') {
       this.pacer = new UdpPacer(
@@ -674,12 +678,22 @@ export class RtspPlaySink implements FrameSink {
     o.nextSrMs = now + interval;
   }
 
-  /** RTCP from the reader (its RRs) about media `media`. */
+  /**
+   * RTCP from the reader about media `media`: its RRs, and PLI/FIR (RFC 4585 §6.3.1, RFC 5104 §4.3.1) about a video
+   * track, which go to the path's publisher through the bus (rate-limited there).
+   */
   onRtcp(media: number, raw: Uint8Array, nowMs: number): void {
     const o = this.out.find((x) => x.media === media);
     if (!o) return;
     // throws ParseError on a malformed compound packet: the connection counts and drops it
     for (const p of parseRtcp(raw)) {
+      if (p.type === 'pli' || p.type === 'fir') {
+        if (o.track.isVideo) {
+          o.keyframeRequests++;
+          this.stream?.requestKeyframe(`rtsp reader ${p.type.toUpperCase()}`);
+        }
+        continue;
+      }
       if (p.type !== 'rr' && p.type !== 'sr') continue;
       for (const b of p.reports) if (b.ssrc === o.sender.ssrc) o.reception = o.sender.onReportBlock(b, nowMs);
     }
@@ -708,6 +722,7 @@ export class RtspPlaySink implements FrameSink {
         framesPacketized: o.packetizer.framesPacketized,
       };
       if (o.reception) s.reception = o.reception;
+      if (o.keyframeRequests > 0) s.keyframeRequests = o.keyframeRequests;
       return s;
     });
   }

@@ -193,6 +193,7 @@ class RtspSource implements Session {
   private retryTimer: NodeJS.Timeout | undefined;
   private tickTimer: NodeJS.Timeout | undefined;
   private lastError = '';
+  private keyframeRequestsSent = 0;
   private stopped = false;
 
   constructor(
@@ -248,6 +249,7 @@ class RtspSource implements Session {
       attempts: this.attempts,
       transport: this.transport,
       lastError: this.lastError || null,
+      keyframeRequestsSent: this.keyframeRequestsSent,
       tracks: this.attempt?.toBus?.stats() ?? [],
     };
   }
@@ -511,15 +513,38 @@ class RtspSource implements Session {
     if (now >= a.nextRrMs && a.toBus) {
       a.nextRrMs = now + RR_INTERVAL_MS;
       for (const { index, block } of a.toBus.reportBlocks(now)) {
-        const bytes = serializeRtcp(compoundReport({ type: 'rr', ssrc: a.rrSsrc, reports: [block] }, `streamgate-${this.id}`));
-        const info = a.media.get(index);
-        if (info?.channels) this.write(a, serializeInterleaved(info.channels[1], bytes));
-        else if (info?.serverPorts && a.udp && info.serverPorts[1] !== 0) {
-          a.udp.rtcp.send(bytes, info.serverPorts[1], (this.target as ReturnType<typeof parseSourceUrl>).host);
-          this.bytesOut += bytes.length;
-        }
+        this.sendRtcp(a, index, serializeRtcp(compoundReport({ type: 'rr', ssrc: a.rrSsrc, reports: [block] }, `streamgate-${this.id}`)));
       }
     }
+  }
+
+  /** RTCP about media `index` to the camera: its interleaved RTCP channel, or its RTCP port over UDP. */
+  private sendRtcp(a: Attempt, index: number, bytes: Uint8Array): boolean {
+    const info = a.media.get(index);
+    if (info?.channels) {
+      this.write(a, serializeInterleaved(info.channels[1], bytes));
+      return true;
+    }
+    if (info?.serverPorts && a.udp && info.serverPorts[1] !== 0) {
+      a.udp.rtcp.send(bytes, info.serverPorts[1], (this.target as ReturnType<typeof parseSourceUrl>).host);
+      this.bytesOut += bytes.length;
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * A reader of the path needs a keyframe (the bus calls this, rate-limited, while the source publishes): RTCP RR +
+   * PLI + FIR to the camera about each video media. Cameras that read RTCP feedback answer with an IDR; the many
+   * that do not wait for their next GOP.
+   */
+  requestKeyframe(reason: string): void {
+    const a = this.attempt;
+    if (!a || a.done || !a.toBus || this.state !== 'playing') return;
+    let sent = false;
+    for (const { index, packet } of a.toBus.keyframeRequests(a.rrSsrc, `streamgate-${this.id}`)) sent = this.sendRtcp(a, index, packet) || sent;
+    if (sent) this.keyframeRequestsSent++;
+    this.log.debug({ reason, sent }, 'keyframe requested from the camera');
   }
 
   private failed(reason: string, err?: unknown): void {

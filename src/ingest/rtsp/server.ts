@@ -315,6 +315,7 @@ export class RtspConnection implements Session {
   private nextRrMs = 0;
   private corked = false;
   private unknownChannelFrames = 0;
+  private keyframeRequestsSent = 0;
   private closed = false;
 
   constructor(
@@ -355,8 +356,27 @@ export class RtspConnection implements Session {
     this.cleanup(reason);
   }
 
+  /**
+   * A reader of our path needs a keyframe (the bus calls this, rate-limited, while we publish): RTCP RR + PLI + FIR
+   * to the publisher over the RTCP channel of each video media (UDP to its RTCP port, or the interleaved RTCP
+   * channel). Encoders that read RTCP (GStreamer rtspclientsink) answer with an IDR; ffmpeg ignores it.
+   */
+  requestKeyframe(reason: string): void {
+    if (this.closed || !this.toBus || this.state !== 'record') return;
+    const sent: number[] = [];
+    for (const { index, packet } of this.toBus.keyframeRequests(this.rrSsrc, `streamgate-${this.id}`)) {
+      const t = this.session.tracks.find((x) => x.media === index);
+      if (!t) continue;
+      this.sendMedia(t, true, packet);
+      sent.push(index);
+    }
+    if (sent.length > 0) this.keyframeRequestsSent++;
+    this.log.debug({ reason, media: sent }, 'keyframe requested from the publisher');
+  }
+
   stats(): Record<string, unknown> {
     const s: Record<string, unknown> = { rtspState: this.session.state, transport: this.session.tracks[0]?.transport.kind };
+    if (this.keyframeRequestsSent > 0) s.keyframeRequestsSent = this.keyframeRequestsSent;
     if (this.toBus) s.tracks = this.toBus.stats();
     if (this.sink) s.tracks = this.sink.stats();
     if (this.reader) Object.assign(s, { framesSent: this.reader.framesSent, framesDropped: this.reader.framesDropped });

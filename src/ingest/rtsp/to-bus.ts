@@ -24,7 +24,15 @@ import {
 } from '../../media/rtp/audio.js';
 import { DEFAULT_REORDER_DEPTH, H264Depacketizer, H264DtsEstimator, type H264AccessUnit } from '../../media/rtp/h264.js';
 import { parseRtp, tsDiff, type RtpPacket } from '../../media/rtp/packet.js';
-import { parseRtcp, RtcpReceiverStats, type RtcpReportBlock, type ReceptionSummary } from '../../media/rtp/rtcp.js';
+import {
+  compoundReport,
+  parseRtcp,
+  RtcpReceiverStats,
+  serializeRtcp,
+  type RtcpPacket,
+  type RtcpReportBlock,
+  type ReceptionSummary,
+} from '../../media/rtp/rtcp.js';
 import { h264FmtpParams, hexFmtpValue, type MediaDescription, type MediaFormat } from '../../signaling/sdp/description.js';
 
 /**
@@ -93,6 +101,10 @@ interface IngestTrack {
   base?: number;
   packetsIn: number;
   errors: number;
+  /** SSRC of the newest RTP packet: what a PLI/FIR must name (a sender that restarts may pick a new one) */
+  ssrc?: number;
+  /** FIR command sequence number of the last request (RFC 5104 §4.3.1.1: one more per new request) */
+  firSeq: number;
 }
 
 /**
@@ -145,7 +157,7 @@ export class RtspToBus {
         depth = reorderDepth(p.sps);
       }
       const h264 = { depacketizer: new H264Depacketizer(), dts: new H264DtsEstimator(depth) };
-      return { index, track, clockRate: 90000, h264, packetsIn: 0, errors: 0 };
+      return { index, track, clockRate: 90000, h264, packetsIn: 0, errors: 0, firSeq: 0 };
     }
     if (codec === 'aac') {
       const config = hexFmtpValue(f.fmtp, 'config') as Uint8Array;
@@ -154,18 +166,18 @@ export class RtspToBus {
         const clockRate = f.clockRate || d.config.sampleRate;
         const track = new Track({ codec: 'aac', clockRate, sampleRate: d.config.sampleRate, channels: d.config.channels });
         track.setAudioConfig(d.config.audioSpecificConfig, d.config.sampleRate, d.config.channels || 2);
-        return { index, track, clockRate, audio: d, packetsIn: 0, errors: 0 };
+        return { index, track, clockRate, audio: d, packetsIn: 0, errors: 0, firSeq: 0 };
       }
       const asc = parseAudioSpecificConfig(config);
       const clockRate = f.clockRate || asc.sampleRate;
       const track = new Track({ codec: 'aac', clockRate, sampleRate: asc.sampleRate, channels: asc.channels });
       track.setAudioConfig(config, asc.sampleRate, asc.channels || f.channels || 2);
       const audio = new Mpeg4GenericDepacketizer(mpeg4GenericParams(f.fmtp), asc.frameLength);
-      return { index, track, clockRate, audio, packetsIn: 0, errors: 0 };
+      return { index, track, clockRate, audio, packetsIn: 0, errors: 0, firSeq: 0 };
     }
     // Opus over RTP always runs a 48 kHz clock (RFC 7587 §4.1)
     const track = new Track({ codec: 'opus', clockRate: 48000, sampleRate: 48000, channels: f.channels ?? 2 });
-    return { index, track, clockRate: 48000, audio: new SimpleAudioDepacketizer(), packetsIn: 0, errors: 0 };
+    return { index, track, clockRate: 48000, audio: new SimpleAudioDepacketizer(), packetsIn: 0, errors: 0, firSeq: 0 };
   }
 
   /** One RTP packet of media `index`; `raw` is kept by reference in the frames (passthrough). */
@@ -175,6 +187,7 @@ export class RtspToBus {
     t.packetsIn++;
     try {
       const pkt = parseRtp(raw);
+      t.ssrc = pkt.ssrc;
       t.stats ??= new RtcpReceiverStats(pkt.ssrc, t.clockRate);
       t.stats.onRtp(pkt.sequenceNumber, pkt.timestamp, nowMs);
       if (this.firstArrivalMs < 0) this.firstArrivalMs = nowMs;
@@ -222,6 +235,29 @@ export class RtspToBus {
     for (const t of this.tracks) {
       const b = t?.stats?.reportBlock(nowMs);
       if (t && b) out.push({ index: t.index, block: b });
+    }
+    return out;
+  }
+
+  /**
+   * RTCP asking the sender for a keyframe, one compound packet per video media that has sent RTP: an RR (no report
+   * block: the periodic RRs keep their intervals) and SDES CNAME first as RFC 3550 §6.1 wants, then a PLI
+   * (RFC 4585 §6.3.1) and a FIR (RFC 5104 §4.3.1, the next command sequence number) naming the SSRC seen in its RTP.
+   * Both, because senders on RTSP's plain RTP/AVP profile honour one or the other. GStreamer (1.22) honours both:
+   * rtpsession turns each into a force-key-unit event and GstVideoEncoder answers the pair with one keyframe.
+   * @param ourSsrc the SSRC of our RRs
+   */
+  keyframeRequests(ourSsrc: number, cname: string): { index: number; packet: Uint8Array }[] {
+    const out: { index: number; packet: Uint8Array }[] = [];
+    for (const t of this.tracks) {
+      if (!t?.h264 || t.ssrc === undefined) continue;
+      t.firSeq = (t.firSeq + 1) & 0xff;
+      const feedback: RtcpPacket[] = [
+        { type: 'pli', senderSsrc: ourSsrc, mediaSsrc: t.ssrc },
+        // FIR: the media source field is unused and set to 0 (RFC 5104 §4.3.1.2); the FCI names the sender
+        { type: 'fir', senderSsrc: ourSsrc, mediaSsrc: 0, entries: [{ ssrc: t.ssrc, seqNr: t.firSeq }] },
+      ];
+      out.push({ index: t.index, packet: serializeRtcp(compoundReport({ type: 'rr', ssrc: ourSsrc, reports: [] }, cname, feedback)) });
     }
     return out;
   }
