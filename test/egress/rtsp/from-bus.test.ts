@@ -188,6 +188,32 @@ describe('RTSP egress', () => {
     sink.start(other);
     assert.match(ended, /tracks changed/);
   });
+
+  it('PLI/FIR from a reader about the video track reach the publisher through the bus; about audio they do not', () => {
+    const s = stream();
+    const asked: string[] = [];
+    s.setKeyframeHandler((reason) => asked.push(reason));
+    const pl = player([0, 1]);
+    const sink = new RtspPlaySink(pl, () => 1_700_000_000_000);
+    sink.start(s);
+    sink.writeFrame(makeFrame(s.tracks[0] as Track, 0, 0, true, [Uint8Array.of(0x65, 0)]));
+    const ssrc = parseRtp(pl.rtp[0]?.[1] as Uint8Array).ssrc;
+    // VLC/libavformat-style compound: RR + SDES, then the feedback
+    const pli = serializeRtcp([
+      { type: 'rr', ssrc: 9, reports: [] },
+      { type: 'sdes', chunks: [{ ssrc: 9, items: [{ type: 1, text: 'reader' }] }] },
+      { type: 'pli', senderSsrc: 9, mediaSsrc: ssrc },
+    ]);
+    sink.onRtcp(0, pli, 1_700_000_000_100);
+    sink.onRtcp(1, pli, 1_700_000_000_100); // on the audio media's channel: not a picture to refresh
+    assert.deepEqual(asked, ['rtsp reader PLI']);
+    assert.equal(sink.stats()[0]?.keyframeRequests, 1);
+    assert.equal(sink.stats()[1]?.keyframeRequests, undefined);
+    const fir = serializeRtcp([{ type: 'fir', senderSsrc: 9, mediaSsrc: 0, entries: [{ ssrc, seqNr: 1 }] }]);
+    sink.onRtcp(0, fir, 1_700_000_000_200);
+    assert.equal(sink.stats()[0]?.keyframeRequests, 2);
+    assert.deepEqual(s.keyframeRequests, { requested: 2, passedUp: 1, unserved: 0 }, 'the second is inside the bus interval');
+  });
 });
 
 /** A fake pacing timer: records arming; the test fires it by calling drain with its own clock. */

@@ -9,6 +9,8 @@ import { Stream } from '../../../src/media/bus/stream.js';
 import { parseTransport, RtspParser, type RtspMessage } from '../../../src/ingest/rtsp/message.js';
 import { busCodecOf, carriedMedia, RtspToBus } from '../../../src/ingest/rtsp/to-bus.js';
 import { controlUrl, parseSdp } from '../../../src/signaling/sdp/description.js';
+import { parseRtp } from '../../../src/media/rtp/packet.js';
+import { isRfc3550Compound, parseRtcp, RTCP_PSFB } from '../../../src/media/rtp/rtcp.js';
 
 const FIXTURES = new URL('../../../../test/fixtures/', import.meta.url);
 const load = (p: string): Uint8Array => new Uint8Array(readFileSync(new URL(p, FIXTURES)));
@@ -84,6 +86,30 @@ describe('RtspToBus', () => {
     assert.deepEqual(stream.tracks.map((t) => t.codec), ['aac', 'h264']);
     assert.equal(stream.tracks[0]?.sampleRate, 48000);
     assert.ok(frames.some((f) => f.track.codec === 'aac') && frames.some((f) => f.track.codec === 'h264'));
+  });
+
+  it('keyframe requests: RR + SDES + PLI + FIR per video media, naming the SSRC of its RTP (gst: video is media 1)', () => {
+    const d = parseSdp(readFileSync(new URL('sdp/ffmpeg-publish-tcp-announce.sdp', FIXTURES), 'utf8'));
+    assert.deepEqual(new RtspToBus(new Stream('x'), d.media, log).keyframeRequests(1, 'c'), [], 'no RTP yet: no SSRC to name');
+
+    const { toBus } = replay('rtsp/gst-publish-tcp.client.bin');
+    const videoRtp = new RtspParser().push(load('rtsp/gst-publish-tcp.client.bin')).find((m) => m.kind === 'interleaved' && m.channel === 2);
+    assert.ok(videoRtp?.kind === 'interleaved');
+    const videoSsrc = parseRtp(videoRtp.data).ssrc;
+    const [req, ...more] = toBus.keyframeRequests(0xcafe, 'streamgate-test');
+    assert.equal(more.length, 0, 'the audio media gets none');
+    assert.equal(req?.index, 1);
+    const packets = parseRtcp(req.packet);
+    assert.ok(isRfc3550Compound(packets));
+    assert.deepEqual(packets.map((p) => p.type), ['rr', 'sdes', 'pli', 'fir']);
+    assert.deepEqual(packets[0], { type: 'rr', ssrc: 0xcafe, reports: [] });
+    assert.deepEqual(packets[2], { type: 'pli', senderSsrc: 0xcafe, mediaSsrc: videoSsrc });
+    assert.deepEqual(packets[3], { type: 'fir', senderSsrc: 0xcafe, mediaSsrc: 0, entries: [{ ssrc: videoSsrc, seqNr: 1 }] });
+    // the PLI header on the wire: V=2, FMT=1, PT=206, length 2 (RFC 4585 §6.1, §6.3.1)
+    const at = req.packet.length - 12 - 20;
+    assert.deepEqual([...req.packet.subarray(at, at + 4)], [0x81, RTCP_PSFB, 0, 2]);
+    const again = parseRtcp(toBus.keyframeRequests(0xcafe, 'streamgate-test')[0]!.packet);
+    assert.deepEqual(again[3], { type: 'fir', senderSsrc: 0xcafe, mediaSsrc: 0, entries: [{ ssrc: videoSsrc, seqNr: 2 }] }, 'a new request, a new FIR sequence number');
   });
 
   it('codec support: what the bus carries and what it refuses', () => {
