@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { negotiate, parseOffer, parseProfileLevelId, type Capabilities } from '../../../src/signaling/sdp/negotiate.js';
+import { buildAnswer, negotiate, parseOffer, parseProfileLevelId, type Capabilities } from '../../../src/signaling/sdp/negotiate.js';
 import { ParseError, ProtocolError } from '../../../src/errors.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../../../../test/fixtures/webrtc/${name}`, import.meta.url), 'utf8');
@@ -61,4 +61,31 @@ test('parseProfileLevelId', () => {
   assert.deepEqual(parseProfileLevelId('42e01f'), [0x42, 0xe0, 0x1f]);
   assert.equal(parseProfileLevelId('42e0'), null);
   assert.equal(parseProfileLevelId(undefined), null);
+});
+
+test('buildAnswer: UDP host candidates, then passive ICE-TCP ones (RFC 6544) below every UDP priority, IPv6 as is', () => {
+  const offer = parseOffer(fixture('chromium-156-whep-offer.sdp'));
+  const neg = negotiate(offer, send(high));
+  const answer = buildAnswer(offer, neg, {
+    iceUfrag: 'abcd', icePwd: 'p'.repeat(24), fingerprint: 'sha-256 AA:BB', direction: 'sendonly', cname: 'c', streamId: 's', sessionId: '1',
+    candidates: [
+      { address: '192.0.2.1', port: 8189 },
+      { address: 'fd53::1', port: 8189, transport: 'udp' },
+      { address: '192.0.2.1', port: 8189, transport: 'tcp' },
+      { address: 'fd53::1', port: 8189, transport: 'tcp' },
+    ],
+  });
+  const video = answer.split('m=audio')[0]!;
+  const lines = video.split('\r\n').filter((l) => l.startsWith('a=candidate:'));
+  assert.deepEqual(lines.map((l) => l.replace(/ \d{6,} /, ' P ')), [
+    'a=candidate:1 1 udp P 192.0.2.1 8189 typ host',
+    'a=candidate:2 1 udp P fd53::1 8189 typ host',
+    'a=candidate:t1 1 tcp P 192.0.2.1 8189 typ host tcptype passive',
+    'a=candidate:t2 1 tcp P fd53::1 8189 typ host tcptype passive',
+  ]);
+  const prio = lines.map((l) => Number(l.split(' ')[3]));
+  assert.ok(prio[0]! > prio[1]! && prio[1]! > prio[2]! && prio[2]! > prio[3]!, prio.join(' > '));
+  // RFC 8445 §5.1.2.1: type preference 126 (host) in the top byte for both transports, component 1
+  assert.ok(prio.every((p) => Math.floor(p / 2 ** 24) === 126 && p % 256 === 255));
+  assert.equal(answer.match(/a=end-of-candidates/g)?.length, 2, 'one per m-section');
 });
