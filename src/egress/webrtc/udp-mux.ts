@@ -362,7 +362,7 @@ export class UdpMux implements IceTcpRouter {
       }
       if (wantV6) {
         try {
-          mux.socket6 = await bindUdp('udp6', p, '::', reuseAddr);
+          mux.socket6 = await bindUdp('udp6', p, '::', false);
         } catch (err) {
           log.warn({ port: p, err: errorMessage(err) }, 'webrtc: IPv6 ICE socket not bound; IPv4 candidates only');
           // a dual-stack TCP listener still serves IPv6 clients, but without UDP there is no IPv6 candidate set

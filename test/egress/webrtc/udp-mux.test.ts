@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
+import { networkInterfaces } from 'node:os';
 import fc from 'fast-check';
 import { Message, parseMessage } from 'werift';
 import { bindingSuccess, parseStun, UdpMux, verifyIntegrity, type IceLink, type MuxPeer } from '../../../src/egress/webrtc/udp-mux.js';
@@ -119,4 +120,59 @@ test('UdpMux: a peer silent for the consent timeout (RFC 7675) is removed and to
   mux.sweep(Date.now() + CONSENT_TIMEOUT_MS + 1000);
   assert.equal(quiet.timedOut, true);
   assert.equal(mux.stats.peers, 0);
+});
+
+/** A udp6 client on ::1. */
+async function client6(): Promise<{ s: Socket; next(): Promise<Buffer> }> {
+  const s = createSocket('udp6');
+  await new Promise<void>((r) => s.bind(0, '::1', r));
+  const queue: Buffer[] = [];
+  const waiters: ((b: Buffer) => void)[] = [];
+  s.on('message', (b) => (waiters.length ? waiters.shift()!(b) : queue.push(b)));
+  return { s, next: () => (queue.length ? Promise.resolve(queue.shift()!) : new Promise((r) => waiters.push(r))) };
+}
+
+const hasV6 = Object.values(networkInterfaces()).some((l) => l?.some((a) => a.family === 'IPv6' && !a.internal && !/^fe[89ab]/i.test(a.address)));
+
+test('UdpMux (bind host unset): UDP on IPv4 and IPv6 on one port number; IPv6 host candidates, never link-local', { skip: !hasV6 && 'no non-link-local IPv6 address on this machine' }, async (t) => {
+  const mux = await UdpMux.bind(0);
+  t.after(() => mux.close());
+  assert.deepEqual(mux.udpFamilies, [4, 6]);
+  const cands = mux.candidates();
+  assert.ok(cands.some((c) => c.family === 6 && c.transport === 'udp'));
+  assert.ok(cands.some((c) => c.family === 6 && c.transport === 'tcp'), 'the dual-stack TCP listener serves IPv6');
+  assert.ok(cands.every((c) => !/^fe[89ab]/i.test(c.address) && c.address !== '::1' && c.address !== '127.0.0.1' && c.port === mux.port));
+  assert.deepEqual(
+    mux.candidates().map((c) => c.transport).slice(0, 1),
+    ['udp'],
+    'UDP candidates come first',
+  );
+  const peer = new FakePeer('srvU', 'server-password-0123456789');
+  mux.add(peer);
+  const c = await client6();
+  t.after(() => c.s.close());
+  c.s.send(bindingRequest('srvU:cliU', 'server-password-0123456789', true), mux.port, '::1');
+  const parsed = parseMessage(await c.next(), Buffer.from('server-password-0123456789'))!;
+  assert.deepEqual(parsed.getAttributeValue('XOR-MAPPED-ADDRESS'), ['::1', c.s.address().port]);
+  assert.deepEqual(peer.checks, [['::1', c.s.address().port, true]]);
+  c.s.send(Buffer.from([0x80, 96, 0, 2]), mux.port, '::1');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(peer.datagrams.length, 1);
+});
+
+test('UdpMux: an IPv6 bind host binds IPv6 only; the advertise test seam filters candidates; link-local extras are dropped', async (t) => {
+  const loopback6 = Object.values(networkInterfaces()).some((l) => l?.some((a) => a.address === '::1'));
+  if (loopback6) {
+    const v6 = await UdpMux.bind(0, '::1');
+    t.after(() => v6.close());
+    assert.deepEqual(v6.udpFamilies, [6]);
+    assert.deepEqual(v6.candidates().map((c) => `${c.transport} ${c.family} ${c.address}`), ['udp 6 ::1', 'tcp 6 ::1']);
+  }
+  const v4 = await UdpMux.bind(0, '127.0.0.1', false, { additionalHosts: ['fe80::1', '198.51.100.7'], advertise: { transports: ['tcp'] } });
+  t.after(() => v4.close());
+  assert.deepEqual(v4.candidates().map((c) => `${c.transport} ${c.address}`), ['tcp 127.0.0.1', 'tcp 198.51.100.7']);
+  const noTcp = await UdpMux.bind(0, '127.0.0.1', false, { tcp: false });
+  t.after(() => noTcp.close());
+  assert.equal(noTcp.tcp, undefined);
+  assert.deepEqual(noTcp.candidates().map((c) => c.transport), ['udp']);
 });
