@@ -15,7 +15,9 @@ import { RtmpPlaySink } from '../../../src/egress/rtmp/from-bus.js';
 import { startRtspServer, type RtspServer } from '../../../src/ingest/rtsp/server.js';
 import { rtspEgress } from '../../../src/egress/rtsp/from-bus.js';
 import { RtspParser, type RtspMessage, type RtspResponse } from '../../../src/ingest/rtsp/message.js';
-import { isRfc3550Compound, parseRtcp } from '../../../src/media/rtp/rtcp.js';
+import { isRfc3550Compound, parseRtcp, type RtcpPacket } from '../../../src/media/rtp/rtcp.js';
+import { Reader } from '../../../src/media/bus/reader.js';
+import type { Session } from '../../../src/media/bus/session.js';
 import { freeUdpPair } from '../../helpers/gateway.js';
 import { ffmpegPublish, ffprobeStreams, hasCommand, run, waitFor } from '../../helpers/media-tools.js';
 
@@ -254,6 +256,170 @@ describe('RTSP server end to end (GStreamer)', { skip: !HAVE_GST && 'gst-launch-
       assert.ok(r.code === 0 || shutdownOnly, `${protocols}: exit ${r.code}: ${r.stderr}`);
     }
     kill(pub);
+  });
+
+  it('rtspclientsink over UDP with a 600-frame GOP answers a bus keyframe request with an IDR within 2 s', async () => {
+    // key-int-max=600 at 30 fps: left alone, the next keyframe would come 20 s after the first
+    const pub = spawn('gst-launch-1.0', [
+      '-q',
+      'videotestsrc', 'is-live=true', '!', 'video/x-raw,format=I420,width=320,height=180,framerate=30/1', '!',
+      'x264enc', 'tune=zerolatency', 'bitrate=300', 'key-int-max=600', '!', 'video/x-h264,profile=baseline', '!',
+      'rtspclientsink', `location=rtsp://127.0.0.1:${env.rtsp.port}/live/gop`, 'protocols=udp',
+    ], { stdio: 'ignore' });
+    children.push(pub);
+    await waitFor(() => env.registry.paths.get('live/gop')?.stream.ready === true, 15_000);
+    const stream = env.registry.paths.get('live/gop')!.stream;
+    const keyframesAt: number[] = [];
+    const reader = new Reader(idleSession('kf'), {
+      start() {},
+      writeFrame: (f) => void (f.keyframe && keyframesAt.push(performance.now())),
+      bufferedBytes: () => 0,
+      close() {},
+    });
+    stream.addReader(reader); // starts with the cached GOP: its keyframe first
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = keyframesAt.length;
+    for (let i = 0; i < 2; i++) {
+      const askedAt = performance.now();
+      assert.equal(env.registry.requestKeyframe('live/gop', 'test'), true);
+      const at = (await waitFor(() => keyframesAt.find((t) => t > askedAt), 2000)) as number;
+      assert.ok(at - askedAt < 2000, `keyframe ${Math.round(at - askedAt)} ms after the request`);
+      await new Promise((r) => setTimeout(r, 600)); // past the bus interval
+    }
+    assert.equal(keyframesAt.length, before + 2, 'one keyframe per request (GStreamer answers PLI + FIR with one)');
+    stream.removeReader(reader);
+    kill(pub);
+    // Over TCP, rtspclientsink (1.22) drops interleaved data from the server ("ignoring data message"): the same
+    // request reaches it but never its RTP session, so no keyframe follows. Not tested: nothing of ours to check.
+  });
+});
+
+/** A session for in-test readers. */
+function idleSession(id: string): Session {
+  return { id, protocol: 'rtsp', role: 'reader', path: '', remoteAddr: '', state: '', createdAt: 0, bytesIn: 0, bytesOut: 0, close() {} };
+}
+
+/** One RTP packet (V=2, PT 96) carrying a non-IDR H.264 slice NAL unit from `ssrc`. */
+function videoRtp(ssrc: number, seq: number): Buffer {
+  const b = Buffer.alloc(14);
+  b[0] = 0x80;
+  b[1] = 96;
+  b.writeUInt16BE(seq, 2);
+  b.writeUInt32BE(seq * 3000, 4);
+  b.writeUInt32BE(ssrc, 8);
+  b[12] = 0x41; // NAL header: nal_ref_idc 2, type 1 (non-IDR slice)
+  b[13] = 0x9a;
+  return b;
+}
+
+/** The packets of the first compound RTCP packet with a PLI in it, from a list of received RTCP payloads. */
+function withPli(rtcp: readonly Uint8Array[]): RtcpPacket[] | undefined {
+  for (const raw of rtcp) {
+    const packets = parseRtcp(raw);
+    if (packets.some((p) => p.type === 'pli')) return packets;
+  }
+  return undefined;
+}
+
+describe('RTSP server: keyframe requests reach raw publishers as RTCP', () => {
+  let env: Env;
+  before(async () => {
+    env = await startEnv();
+  });
+  after(async () => {
+    await env.rtsp.close();
+    await env.rtmp.close();
+  });
+
+  const SDP =
+    'v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\n' +
+    'm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1210\r\na=control:streamid=0\r\n' +
+    'm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:streamid=1\r\n';
+
+  /**
+   * Publishes `path` (audio media 0, video media 1) with a raw client, sends one video RTP packet from `ssrc`, asks
+   * the bus for a keyframe and returns the compound RTCP packet with the PLI the publisher got.
+   */
+  async function publishAndAsk(path: string, transport: 'tcp' | 'udp', ssrc: number): Promise<{ packets: RtcpPacket[]; fromPort?: number }> {
+    const sock = net.connect(env.rtsp.port, '127.0.0.1');
+    const parser = new RtspParser();
+    const waiting: ((r: RtspResponse) => void)[] = [];
+    const rtcp: Uint8Array[] = [];
+    sock.on('data', (d) => {
+      for (const m of parser.push(d)) {
+        if (m.kind === 'response') waiting.shift()?.(m);
+        else if (m.kind === 'interleaved' && m.channel === 3) rtcp.push(Uint8Array.from(m.data));
+      }
+    });
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('connect', r));
+    let cseq = 0;
+    let session = '';
+    const send = (method: string, url: string, headers: string[] = [], body = ''): Promise<RtspResponse> => {
+      const lines = [`${method} ${url} RTSP/1.0`, `CSeq: ${++cseq}`, ...headers];
+      if (session) lines.push(`Session: ${session}`);
+      if (body) lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
+      sock.write(`${lines.join('\r\n')}\r\n\r\n${body}`);
+      return new Promise((resolve) => waiting.push(resolve));
+    };
+    let udp: { rtp: dgram.Socket; rtcp: dgram.Socket } | undefined;
+    let fromPort: number | undefined;
+    try {
+      const url = `rtsp://127.0.0.1:${env.rtsp.port}/${path}`;
+      assert.equal((await send('ANNOUNCE', url, ['Content-Type: application/sdp'], SDP)).status, 200);
+      let videoTransport = 'RTP/AVP/TCP;unicast;interleaved=2-3;mode=record';
+      if (transport === 'udp') {
+        const base = await freeUdpPair();
+        const bind = async (port: number): Promise<dgram.Socket> => {
+          const sk = dgram.createSocket('udp4');
+          await new Promise<void>((r) => sk.bind(port, '127.0.0.1', () => r()));
+          return sk;
+        };
+        udp = { rtp: await bind(base), rtcp: await bind(base + 1) };
+        udp.rtcp.on('message', (m, rinfo) => {
+          rtcp.push(Uint8Array.from(m));
+          fromPort = rinfo.port;
+        });
+        videoTransport = `RTP/AVP;unicast;client_port=${base}-${base + 1};mode=record`;
+      }
+      const setup = await send('SETUP', `${url}/streamid=1`, [`Transport: ${videoTransport}`]);
+      assert.equal(setup.status, 200);
+      session = setup.headers.get('session')?.split(';')[0] ?? '';
+      assert.equal((await send('RECORD', url)).status, 200);
+      const packet = videoRtp(ssrc, 1);
+      if (udp) udp.rtp.send(packet, env.rtsp.rtpPort, '127.0.0.1');
+      else sock.write(Buffer.concat([Buffer.from([0x24, 2, 0, packet.length]), packet]));
+      const pub = env.registry.paths.get(path)?.publisher;
+      await waitFor(() => ((pub?.stats?.().tracks as { packets: number }[] | undefined)?.[0]?.packets ?? 0) > 0, 3000);
+      assert.equal(env.registry.requestKeyframe(path, 'test'), true);
+      const packets = (await waitFor(() => withPli(rtcp), 3000)) as RtcpPacket[];
+      assert.equal(pub?.stats?.().keyframeRequestsSent, 1);
+      assert.deepEqual(env.registry.paths.get(path)?.stream.keyframeRequests, { requested: 1, passedUp: 1, unserved: 0 });
+      return fromPort === undefined ? { packets } : { packets, fromPort };
+    } finally {
+      sock.destroy();
+      udp?.rtp.close();
+      udp?.rtcp.close();
+    }
+  }
+
+  const check = (packets: RtcpPacket[], ssrc: number): void => {
+    assert.ok(isRfc3550Compound(packets), 'RR first, SDES CNAME (RFC 3550 §6.1)');
+    assert.deepEqual(packets.map((p) => p.type), ['rr', 'sdes', 'pli', 'fir']);
+    const rr = packets[0] as Extract<RtcpPacket, { type: 'rr' }>;
+    assert.deepEqual(packets[2], { type: 'pli', senderSsrc: rr.ssrc, mediaSsrc: ssrc });
+    assert.deepEqual(packets[3], { type: 'fir', senderSsrc: rr.ssrc, mediaSsrc: 0, entries: [{ ssrc, seqNr: 1 }] });
+  };
+
+  it('over TCP interleaved: RR + SDES + PLI + FIR on the video media’s RTCP channel, naming its SSRC', async () => {
+    const { packets } = await publishAndAsk('live/kf-tcp', 'tcp', 0x11223344);
+    check(packets, 0x11223344);
+  });
+
+  it('over UDP: the same compound packet from our RTCP port to the publisher’s RTCP port', async () => {
+    const { packets, fromPort } = await publishAndAsk('live/kf-udp', 'udp', 0xdeadbeef);
+    check(packets, 0xdeadbeef);
+    assert.equal(fromPort, env.rtsp.rtcpPort);
   });
 });
 
