@@ -47,11 +47,18 @@ export interface Fmp4OpusTrack {
   /** ticks per second: 48000 (Opus always runs at 48 kHz) */
   timescale: number;
   channels: number;
-  /** samples (at 48 kHz) to drop at the start; 0 when unknown */
+  /** priming samples (at 48 kHz) to drop when playback starts; {@link OPUS_DEFAULT_PRE_SKIP} when not given */
   preSkip?: number;
   /** sample rate of the encoder input, informational; 48000 when unknown */
   inputSampleRate?: number;
 }
+
+/**
+ * PreSkip written when the source does not say (RTP, RFC 7587, carries no pre-skip): 312 samples (6.5 ms), the
+ * lookahead libopus reports at 48 kHz, which is the encoder of Chromium, Firefox, Safari and OBS. The same value
+ * MediaMTX writes for WebRTC and RTSP sources; ffmpeg reads it as the stream's initial padding.
+ */
+export const OPUS_DEFAULT_PRE_SKIP = 312;
 
 /** Any track of an init segment. */
 export type Fmp4Track = Fmp4VideoTrack | Fmp4AacTrack | Fmp4OpusTrack;
@@ -415,8 +422,8 @@ function writeOpus(w: BoxWriter, t: Fmp4OpusTrack): void {
   const dops = w.begin('dOps');
   w.u8(0); // Version
   w.u8(t.channels); // OutputChannelCount
-  w.u16(t.preSkip ?? 0);
-  w.u32(t.inputSampleRate ?? 48000);
+  w.u16(t.preSkip ?? OPUS_DEFAULT_PRE_SKIP); // PreSkip
+  w.u32(t.inputSampleRate ?? 48000); // InputSampleRate: informative
   w.i16(0); // OutputGain
   w.u8(0); // ChannelMappingFamily 0: mono/stereo, no mapping table
   w.end(dops);

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serializeAvcConfig } from '../../../src/media/codecs/h264.js';
 import {
+  OPUS_DEFAULT_PRE_SKIP,
   SAMPLE_FLAGS_NON_SYNC,
   SAMPLE_FLAGS_SYNC,
   fragment,
@@ -194,6 +195,27 @@ describe('initSegment', () => {
     const dops = child(opus, entry, 'dOps', 28);
     assert.deepEqual([...opus.subarray(dops.body, dops.end)], [0, 2, 0x01, 0x38, 0, 0, 0xbb, 0x80, 0, 0, 0]);
     assert.throws(() => initSegment([{ kind: 'audio', codec: 'opus', id: 1, timescale: 48000, channels: 6 }]), { code: 'SG_UNSUPPORTED' });
+  });
+
+  it('Opus from RTP (no pre-skip known): dOps field by field per Opus-in-ISOBMFF 4.3.2, sample entry per 4.3.1', () => {
+    const init = initSegment([{ kind: 'audio', codec: 'opus', id: 2, timescale: 48000, channels: 1 }]);
+    const stsd = path(init, boxes(init)[1]!, 'trak', 'mdia', 'minf', 'stbl', 'stsd');
+    const entry = child(init, stsd, 'Opus', 8);
+    const dv = new DataView(init.buffer, init.byteOffset, init.byteLength);
+    assert.equal(dv.getUint16(entry.body + 16), 1, 'channelcount = OutputChannelCount');
+    assert.equal(dv.getUint16(entry.body + 18), 16, 'samplesize 16');
+    assert.equal(dv.getUint32(entry.body + 24), 48000 * 0x10000, 'samplerate 48000 << 16');
+    const dops = child(init, entry, 'dOps', 28);
+    const bytes = [...init.subarray(dops.body, dops.end)];
+    assert.deepEqual(bytes, [
+      0x00, // Version 0
+      0x01, // OutputChannelCount
+      0x01, 0x38, // PreSkip 312 (OPUS_DEFAULT_PRE_SKIP, big-endian)
+      0x00, 0x00, 0xbb, 0x80, // InputSampleRate 48000
+      0x00, 0x00, // OutputGain 0 dB (8.8)
+      0x00, // ChannelMappingFamily 0: no mapping table follows
+    ]);
+    assert.equal(OPUS_DEFAULT_PRE_SKIP, 312);
   });
 });
 
