@@ -14,6 +14,10 @@
  *   frame absorbs the ±1 ms jitter of millisecond (RTMP) timestamps.
  * - Segments are cut at a video keyframe once at least `segmentMinDurationMs` are buffered (audio-only: at any
  *   frame), or when the track parameters change (new init segment, EXT-X-DISCONTINUITY).
+ * - Keyframe requests: a segment that reached `segmentMinDurationMs` without a keyframe emits 'keyframe-wanted'
+ *   (again after each further minimum duration). WebRTC encoders (browsers, OBS over WHIP) send an IDR only when
+ *   asked, so without this a WHIP stream's first segment would never end; publishers with a regular GOP shorter
+ *   than the minimum never see a request.
  * - Publication: the playlist is served once {@link SEGMENTS_TO_PUBLISH} segments are complete (fMP4 variants: two,
  *   MPEG-TS: one), or at the end of the stream.
  * - Target duration rule: when the first segment completes, EXT-X-TARGETDURATION is fixed to
@@ -38,7 +42,7 @@
  * segments listed and downloadable when they are handed over with their media, keeps EXT-X-TARGETDURATION and,
  * when the new frame rate allows, PART-TARGET, and starts its first segment with EXT-X-DISCONTINUITY.
  */
-import { LimitError } from '../../errors.js';
+import { LimitError, UnsupportedError } from '../../errors.js';
 import { aacCodecString, parseAudioSpecificConfig } from '../../media/codecs/aac.js';
 import { parseSps } from '../../media/codecs/h264-sps.js';
 import { NalUnitType, h264CodecString, nalType } from '../../media/codecs/h264.js';
@@ -147,7 +151,15 @@ export type SegmenterEvent =
   | { type: 'ready' }
   | { type: 'part'; id: number; msn: number; index: number }
   | { type: 'segment'; msn: number }
-  | { type: 'ended' };
+  | { type: 'ended' }
+  /** the open segment is due and needs a video keyframe to end: ask the publisher for one (playlists unchanged) */
+  | { type: 'keyframe-wanted' };
+
+/** A track of the stream the variant cannot carry, and why (the server logs it once per muxer). */
+export interface LeftOutTrack {
+  codec: SegmenterTrack['codec'];
+  reason: string;
+}
 
 /** Answer to a blocking playlist request (6.2.5.2). */
 export type BlockingDecision =
@@ -317,8 +329,12 @@ const INIT_RE = /^init(\d{1,9})\.mp4$/;
 export class HlsSegmenter {
   readonly options: SegmenterOptions;
   readonly stats: SegmenterStats = { framesIn: 0, framesDropped: 0, timestampJumps: 0, gaps: 0, forcedCuts: 0, evictedEarly: 0 };
+  /** tracks of the stream this variant cannot carry (Opus in MPEG-TS) */
+  readonly leftOut: readonly LeftOutTrack[];
   private readonly states = new Map<number, TrackState>();
   private readonly driving: TrackState;
+  /** driving ticks of the open segment at which the next keyframe request is due */
+  private keyframeAskAt = 0;
   private active: TrackState[] = [];
   private started = false;
   private published = false;
@@ -356,13 +372,24 @@ export class HlsSegmenter {
   /**
    * @param tracks the stream's tracks; the first H.264 track and the first audio track are used, others ignored.
    * @param handover from the segmenter this one replaces on the same path (see the module doc)
-   * @throws RangeError when there is no usable track.
+   * @throws UnsupportedError when there is no track this variant can carry.
    */
   constructor(tracks: readonly SegmenterTrack[], options: Partial<SegmenterOptions> = {}, handover?: SegmenterHandover) {
     this.options = { ...DEFAULTS, ...options };
     const video = tracks.find((t) => t.codec === 'h264');
-    const audio = tracks.find((t) => (t.codec === 'aac' || (t.codec === 'opus' && this.options.variant !== 'mpegts')));
-    if (!video && !audio) throw new RangeError('HLS needs an H.264 or AAC/Opus track');
+    const ts = this.options.variant === 'mpegts';
+    const audio = tracks.find((t) => t.codec === 'aac' || (t.codec === 'opus' && !ts));
+    // Opus in MPEG-TS exists (a DVB draft, ffmpeg writes it) but no HLS player plays it: hls.js demuxes only AAC,
+    // MP3 and AC-3 from TS, and Apple's HLS authoring spec names no Opus in TS. The video is served alone.
+    this.leftOut = ts && !audio ? tracks.filter((t) => t.codec === 'opus').slice(0, 1).map((t) => ({
+      codec: t.codec,
+      reason: 'HLS players cannot play Opus in MPEG-TS; the fmp4 and lowLatency variants carry it (Opus in fMP4)',
+    })) : [];
+    if (!video && !audio) {
+      throw new UnsupportedError(ts && this.leftOut.length > 0
+        ? 'the stream\'s only audio is Opus, which the MPEG-TS variant cannot carry (HLS players cannot play Opus in TS), and it has no H.264 video'
+        : 'HLS needs an H.264, AAC or Opus track');
+    }
     let fmp4Id = 1;
     for (const t of [video, audio]) {
       if (!t) continue;
@@ -891,6 +918,14 @@ export class HlsSegmenter {
         }
       }
     }
+    if (!s.keyframe && st.kind === 'video') {
+      const ticks = this.segmentTicks();
+      const minTicks = (this.options.segmentMinDurationMs * st.rate) / 1000;
+      if (ticks >= minTicks && ticks >= this.keyframeAskAt) {
+        this.events.push({ type: 'keyframe-wanted' });
+        this.keyframeAskAt = ticks + minTicks;
+      }
+    }
     // close the part now if the next frame (assumed as long as the last) would not fit: saves one frame of latency
     const next = st.lastDuration || nominalDuration(st);
     if (st.queue.length > 0 && this.partTarget > 0 && this.partDuration + next > this.partTarget) this.closePart(false);
@@ -990,6 +1025,7 @@ export class HlsSegmenter {
     this.events.push({ type: 'segment', msn: seg.msn });
     this.current = this.newSegment(false);
     this.current.initGen = this.initGen;
+    this.keyframeAskAt = 0;
     this.trimWindow();
     this.updatePartWindow();
   }

@@ -173,6 +173,10 @@ export class HlsMuxer implements FrameSink {
   closed = false;
   private readonly waiters = new Set<Waiter>();
   private tracks: readonly unknown[] | undefined;
+  /** the stream read, for keyframe requests */
+  private stream: Stream | undefined;
+  /** why the muxer closed, for the answer to requests that were waiting for it */
+  closeReason: string | undefined;
   private version = 0;
   private cache: { version: number; full?: string[]; delta?: string[]; multi?: string[] } = { version: -1 };
   /** the muxer's own bus session (a reader of the path; not listed as an API session) */
@@ -216,7 +220,11 @@ export class HlsMuxer implements FrameSink {
     const handover = this.segmenter ? this.segmenter.handover(Date.now()) : this.resume;
     this.resume = undefined;
     this.tracks = [...stream.tracks];
+    this.stream = stream;
     this.segmenter = new HlsSegmenter(stream.tracks, this.options, handover);
+    for (const t of this.segmenter.leftOut) {
+      rootLog.warn({ path: this.path, codec: t.codec, variant: this.options.variant }, `HLS: the ${t.codec === 'opus' ? 'Opus' : t.codec} track is left out: ${t.reason}`);
+    }
     this.changed();
   }
 
@@ -233,7 +241,13 @@ export class HlsMuxer implements FrameSink {
       this.close(`HLS muxer failed: ${errorMessage(err)}`);
       return;
     }
-    if (events.length > 0) this.changed();
+    let changed = false;
+    for (const e of events) {
+      // WebRTC publishers send an IDR only when asked; the bus rate-limits and counts the requests
+      if (e.type === 'keyframe-wanted') this.stream?.requestKeyframe('HLS segment due');
+      else changed = true;
+    }
+    if (changed) this.changed();
   }
 
   bufferedBytes(): number {
@@ -244,6 +258,7 @@ export class HlsMuxer implements FrameSink {
   close(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.closeReason = reason;
     if (this.segmenter && !this.segmenter.isEnded) this.segmenter.finish(Date.now());
     this.changed();
     for (const w of [...this.waiters]) {
@@ -443,7 +458,8 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
         .addReader(path, muxer.session, muxer, req)
         .then((reader) => {
           muxer.reader = reader;
-          if (reader.closed) throw new NotFoundError(`path '${path}' closed`);
+          // a reader that failed to start (a stream this variant cannot carry) says why
+          if (reader.closed) throw new NotFoundError(`path '${path}': ${muxer.closeReason ?? 'closed'}`);
           muxers.set(path, muxer);
           rootLog.info({ path, variant: opts.variant }, 'HLS muxer started');
           return muxer;

@@ -15,6 +15,7 @@ import {
   type SegmenterTrack,
   withoutMedia,
 } from '../../../src/egress/hls/segmenter.js';
+import { UnsupportedError } from '../../../src/errors.js';
 import { audio44k, video30 } from '../../fixtures/hls/media.js';
 import { hasCommand, run } from '../../helpers/media-tools.js';
 
@@ -665,5 +666,121 @@ describe('HlsSegmenter: handover to a successor on the same path (rfc8216bis 6.2
     assert.equal(after.segments[0]!.discontinuity, true);
     assert.equal(after.discontinuitySequence, before.discontinuitySequence + tags, 'the dropped tags are counted');
     assert.equal(after.segments[0]!.map?.uri, `init${2}.mp4`);
+  });
+});
+
+describe('HlsSegmenter: WebRTC publishers (H.264 with IDRs only on request, Opus)', () => {
+  function opusTrack(id = 1): SegmenterTrack {
+    return { id, codec: 'opus', clockRate: 48000, sampleRate: 48000, channels: 2, version: 1 };
+  }
+  /** Opus frames of 20 ms (RFC 7587: 960 ticks of the 48 kHz RTP clock). */
+  function opusTimeline(track: SegmenterTrack, seconds: number, start = 0): Timed[] {
+    const out: Timed[] = [];
+    for (let dts = start; dts < start + seconds * 48000; dts += 960) {
+      out.push({ at: (dts * 1000) / 48000, frame: { track, dts, pts: dts, keyframe: true, au: [Uint8Array.of(0xfc, dts & 0xff)], byteLength: 2 } });
+    }
+    return out;
+  }
+
+  /**
+   * Feeds like a browser encoder: one IDR at the start, then an IDR only `rttFrames` frames after each
+   * 'keyframe-wanted' event (PLI round trip plus encode).
+   */
+  function feedOnDemand(seg: HlsSegmenter, v: SegmenterTrack, seconds: number, rttFrames: number, audio: Timed[] = []): { events: SegmenterEvent[]; asked: number[] } {
+    const events: SegmenterEvent[] = [];
+    const asked: number[] = [];
+    const idrAt = new Set([0]);
+    const video = videoTimeline(v, steady30(seconds), () => false);
+    const all = [...video.map((t, i) => ({ ...t, i })), ...audio.map((t) => ({ ...t, i: -1 }))].sort((a, b) => a.at - b.at);
+    for (const t of all) {
+      const frame = t.i >= 0 ? vframe(v, t.frame.dts, idrAt.has(t.i)) : t.frame;
+      const out = seg.push(frame, T0 + t.at);
+      events.push(...out);
+      if (t.i >= 0 && out.some((e) => e.type === 'keyframe-wanted')) {
+        asked.push(t.i);
+        idrAt.add(t.i + rttFrames);
+      }
+    }
+    return { events, asked };
+  }
+
+  it('asks for a keyframe when a segment reaches the minimum duration, so segments end (~1 s + the round trip)', () => {
+    const v = videoTrack();
+    const seg = new HlsSegmenter([v]);
+    const { events, asked } = feedOnDemand(seg, v, 8, 3);
+    // without the requests a stream with a single IDR never publishes
+    assert.ok(seg.ready);
+    assert.deepEqual(asked.slice(0, 3), [30, 63, 96], 'asked at 1 s into each segment (frame 30 after an IDR at 0, 33, 66)');
+    assert.equal(events.filter((e) => e.type === 'keyframe-wanted').length, asked.length);
+    const m = manifest(seg);
+    checkRules(m);
+    // the minimum is a minimum: the first segment (1.1 s) rounds the target up to 2 s
+    assert.equal(m.targetDuration, 2);
+    for (const s of m.segments) assert.equal(s.duration, 1.1, 'each segment ends at the IDR that answered');
+    assert.equal(seg.stats.forcedCuts, 0);
+  });
+
+  it('a publisher that does not answer is asked again once per further minimum duration, not per frame', () => {
+    const v = videoTrack();
+    const seg = new HlsSegmenter([v]);
+    const events = feed(seg, videoTimeline(v, steady30(5), (i) => i === 0));
+    assert.deepEqual(events.filter((e) => e.type === 'keyframe-wanted').length, 4, 'at 1, 2, 3 and 4 s');
+  });
+
+  it('a regular GOP no longer than the minimum duration is never asked for keyframes', () => {
+    const v = videoTrack();
+    const a = audioTrack();
+    const seg = new HlsSegmenter([v, a]);
+    const events = feed(seg, videoTimeline(v, steady30(6), (i) => i % 30 === 0), audioTimeline(a, 6));
+    assert.ok(!events.some((e) => e.type === 'keyframe-wanted'));
+    const audioOnly = new HlsSegmenter([audioTrack(0)]);
+    assert.ok(!feed(audioOnly, audioTimeline(audioTrack(0), 4)).some((e) => e.type === 'keyframe-wanted'));
+  });
+
+  it('H.264 + Opus in fMP4: CODECS avc1…,opus, an Opus sample entry, 960-tick samples, audio tfdt continuous', () => {
+    const v = videoTrack();
+    const o = opusTrack();
+    const seg = new HlsSegmenter([v, o]);
+    feedOnDemand(seg, v, 6, 2, opusTimeline(o, 6));
+    assert.deepEqual(seg.variant().codecs, ['avc1.64000d', 'opus']);
+    assert.deepEqual(seg.leftOut, []);
+    const init = bytesOf(fileOf(seg, 'init0.mp4'));
+    assert.ok(init.includes(Buffer.from('Opus')) && init.includes(Buffer.from('dOps')));
+    // the audio traf of consecutive segments: each starts where the previous ended
+    let expected: number | undefined;
+    for (let msn = 0; seg.file(`seg${msn}.mp4`).status === 'ok'; msn++) {
+      const parts = fileOf(seg, `seg${msn}.mp4`).chunks;
+      for (const p of parts) {
+        const [vt, at] = tfdts(p);
+        assert.ok(vt !== undefined);
+        if (at === undefined) continue;
+        if (expected !== undefined) assert.equal(at, expected, `audio tfdt in seg${msn}`);
+        // every Opus sample is 960 ticks: the next part's audio starts 960 × samples later
+        const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+        const trun = Buffer.from(p).lastIndexOf(Buffer.from('trun'));
+        const count = dv.getUint32(trun + 8);
+        for (let i = 0; i < count; i++) assert.equal(dv.getUint32(trun + 16 + 16 * i), 960);
+        expected = at + 960 * count;
+      }
+    }
+    assert.ok(expected !== undefined && expected > 48000 * 3);
+  });
+
+  it('MPEG-TS variant: an Opus track is left out (with the reason), the video is served; Opus alone is refused', () => {
+    const v = videoTrack();
+    const o = opusTrack();
+    const seg = new HlsSegmenter([v, o], { variant: 'mpegts' });
+    assert.equal(seg.leftOut.length, 1);
+    assert.equal(seg.leftOut[0]!.codec, 'opus');
+    assert.match(seg.leftOut[0]!.reason, /MPEG-TS/);
+    feedOnDemand(seg, v, 3, 2, opusTimeline(o, 3));
+    assert.ok(seg.ready);
+    assert.deepEqual(seg.variant().codecs, ['avc1.64000d']);
+    assert.throws(() => new HlsSegmenter([o], { variant: 'mpegts' }), (e: unknown) => e instanceof UnsupportedError && /Opus/.test(e.message));
+    // Opus alone is fine in fMP4
+    const audioOnly = new HlsSegmenter([opusTrack(0)], { variant: 'fmp4' });
+    feed(audioOnly, opusTimeline(opusTrack(0), 4));
+    assert.ok(audioOnly.ready);
+    assert.deepEqual(audioOnly.variant().codecs, ['opus']);
   });
 });
