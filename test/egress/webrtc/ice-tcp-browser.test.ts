@@ -183,3 +183,30 @@ test('IPv6: with only IPv6 candidates advertised (dual-stack default bind), Chro
     }
   }
 });
+
+test('UDP and ICE-TCP both advertised (the default): the answer carries both, Chromium selects UDP', { skip, timeout: 90_000 }, async (t) => {
+  const ns = createNetns();
+  const cleanup: (() => unknown)[] = [() => ns.destroy()];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+  const registry = openRegistry();
+  const pub = await publishToBus(registry, 'live/both', { size: '640x360', rate: 30, gop: 30, audio: false });
+  cleanup.push(() => pub.stop());
+  const srv = await startWebrtcServer({ host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry });
+  cleanup.push(() => srv.close());
+  const browser = await launchChromium(ns);
+  cleanup.push(() => browser.close());
+  const page = await browser.newPage();
+  await page.goto(`http://${ns.hostIp}:${srv.port}/live/both/`);
+  await waitConnected(page);
+  await new Promise((r) => setTimeout(r, 3000));
+  const viewer = [...srv.egress.sessions.values()][0] as LeanViewer;
+  assert.match(viewer.answer, new RegExp(`a=candidate:1 1 udp \\d+ ${ns.hostIp} ${srv.mux!.port} typ host\r\n`));
+  assert.match(viewer.answer, new RegExp(`a=candidate:t1 1 tcp \\d+ ${ns.hostIp} ${srv.mux!.port} typ host tcptype passive\r\n`));
+  const s = await pairStats(page);
+  console.log(`# UDP+TCP advertised: ${JSON.stringify(s)}`);
+  assert.equal(s.localProtocol, 'udp');
+  assert.ok(s.framesDecoded > 50, `framesDecoded ${s.framesDecoded}`);
+  assert.equal(viewer.peer.link?.transport, 'udp');
+});
