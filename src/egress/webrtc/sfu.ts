@@ -28,7 +28,7 @@ import { LeanViewer, sendLatencyProbe, StreamFanout } from './fanout.js';
 import { ffmpegAvailable, OPUS_CLOCK_RATE, OpusTranscoder, type OpusSink } from './opus-transcoder.js';
 import { dtlsIdentity, LeanPeer } from './peer.js';
 import type { SendPool } from './send-pool.js';
-import { hostAddresses, type UdpMux } from './udp-mux.js';
+import type { UdpMux } from './udp-mux.js';
 
 /**
  * RTP packet size budget: 1200 bytes of RTP leaves room for SRTP's 10-byte tag, UDP/IPv6 headers and a TURN
@@ -59,7 +59,7 @@ export interface WebrtcEgressOptions {
   mux?: UdpMux;
   /** send threads for viewers' RTP (lean engine); undefined: sent on the main thread */
   sendPool?: SendPool;
-  /** address the ICE socket is bound to; a specific one becomes the only host candidate */
+  /** address the ICE port is bound to (the lean engine's candidates come from `mux.candidates()`, which follows it) */
   iceHost?: string | undefined;
   /** extra host candidates (public IP behind NAT) */
   additionalHosts: string[];
@@ -373,14 +373,6 @@ export class WhepSession implements Session, FrameSink {
 
 /** A WebRTC viewer of either engine, as the signaling layer sees it. */
 export type ViewerSession = WhepSession | LeanViewer;
-
-/**
- * Host candidate addresses of the IPv4 socket: the bound address, or every non-internal IPv4 address, plus the
- * configured extras. The lean engine's answers use `UdpMux.candidates()` instead (IPv6 and ICE-TCP too).
- */
-export function hostCandidates(bound: string | undefined, additional: readonly string[]): string[] {
-  return hostAddresses(bound, additional, false);
-}
 
 /** Creates and tracks WebRTC viewer sessions. */
 export class WebrtcEgress {
