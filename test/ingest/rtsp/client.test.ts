@@ -1,22 +1,28 @@
 /**
  * The RTSP pull source against a GStreamer gst-rtsp-server acting as an IP camera (python3-gi), pulled on demand
- * and read back over RTSP and RTMP. Unit cases for the URL and Authorization helpers run everywhere.
+ * and read back over RTSP and RTMP, and asked for keyframes (RTCP PLI/FIR) over UDP and TCP. Unit cases for the URL
+ * and Authorization helpers and an in-test camera receiving the PLI run everywhere.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { parseConfig, resolvePathConf } from '../../../src/config.js';
 import { computeDigestResponse } from '../../../src/auth.js';
 import { pathPolicy } from '../../../src/main.js';
 import { sourceStarter } from '../../../src/sources.js';
-import { PathRegistry } from '../../../src/media/bus/registry.js';
+import { DEFAULT_PATH_SETTINGS, PathRegistry } from '../../../src/media/bus/registry.js';
 import { startRtmpServer, type RtmpServer } from '../../../src/ingest/rtmp/server.js';
 import { RtmpPlaySink } from '../../../src/egress/rtmp/from-bus.js';
 import { startRtspServer, type RtspServer } from '../../../src/ingest/rtsp/server.js';
 import { rtspEgress } from '../../../src/egress/rtsp/from-bus.js';
-import { authorizationFor, parseSourceUrl, rtspSourceStarter, type RtspSourceTransport } from '../../../src/ingest/rtsp/client.js';
+import { authorizationFor, parseSourceUrl, rtspSourceStarter, startRtspSource, type RtspSourceTransport } from '../../../src/ingest/rtsp/client.js';
+import { RtspParser } from '../../../src/ingest/rtsp/message.js';
+import { isRfc3550Compound, parseRtcp, type RtcpPacket } from '../../../src/media/rtp/rtcp.js';
 import { freePort, freeUdpPair } from '../../helpers/gateway.js';
 import { ffprobeStreams, hasCommand, waitFor } from '../../helpers/media-tools.js';
+import type { FrameSink } from '../../../src/media/bus/reader.js';
+import type { Session } from '../../../src/media/bus/session.js';
 
 const PYTHON = '/usr/bin/python3';
 const HAVE_GST_SERVER =
@@ -24,8 +30,9 @@ const HAVE_GST_SERVER =
   spawnSync(PYTHON, ['-c', "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"]).status === 0;
 
 /**
- * Two gst-rtsp-servers in one process, like two IP cameras: argv[1] serves /cam openly, argv[2] serves /cam behind
- * Digest auth (user cam, pass pw). H.264 + AAC.
+ * Three gst-rtsp-servers in one process, like IP cameras: argv[1] serves /cam openly, argv[2] serves /cam behind
+ * Digest auth (user cam, pass pw), both H.264 (15-frame GOP) + AAC; argv[3] serves /cam openly with a 600-frame
+ * GOP (40 s at 15 fps), for keyframe requests.
  */
 const GST_CAMERA = `
 import sys, gi
@@ -35,14 +42,14 @@ gi.require_version('GstRtspServer', '1.0')
 from gi.repository import Gst, GstRtsp, GstRtspServer, GLib
 Gst.init(None)
 launch = ('( videotestsrc is-live=true ! video/x-raw,format=I420,width=320,height=180,framerate=15/1 ! '
-          'x264enc tune=zerolatency bitrate=150 key-int-max=15 ! rtph264pay name=pay0 pt=96 '
+          'x264enc tune=zerolatency bitrate=150 key-int-max=%d ! rtph264pay name=pay0 pt=96 '
           'audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse ! rtpmp4gpay name=pay1 pt=97 )')
-def camera(port, secure):
+def camera(port, secure, gop=15):
     server = GstRtspServer.RTSPServer()
     server.set_address('127.0.0.1')
     server.set_service(port)
     f = GstRtspServer.RTSPMediaFactory()
-    f.set_launch(launch)
+    f.set_launch(launch % gop)
     f.set_shared(True)
     if secure:
         perms = GstRtspServer.RTSPPermissions()
@@ -59,9 +66,15 @@ def camera(port, secure):
     server.attach(None)
 camera(sys.argv[1], False)
 camera(sys.argv[2], True)
+camera(sys.argv[3], False, 600)
 print('ready', flush=True)
 GLib.MainLoop().run()
 `;
+
+/** A reader session for in-test sinks. */
+function readerSession(): Session {
+  return { id: 'kf-reader', protocol: 'rtsp', role: 'reader', path: '', remoteAddr: '127.0.0.1:1', state: 'play', createdAt: Date.now(), bytesIn: 0, bytesOut: 0, close() {} };
+}
 
 describe('RTSP client helpers', () => {
   it('parseSourceUrl strips credentials from the request URL', () => {
@@ -89,6 +102,57 @@ describe('RTSP client helpers', () => {
   });
 });
 
+describe('RTSP pull source: keyframe requests to a camera', () => {
+  it('an in-test camera over TCP gets RR + SDES + PLI + FIR on the video RTCP channel, naming its SSRC', async () => {
+    const SSRC = 0x0badcafe;
+    const rtcp: Uint8Array[] = [];
+    const camera = net.createServer((sock) => {
+      const parser = new RtspParser();
+      sock.on('error', () => {});
+      sock.on('data', (d) => {
+        for (const m of parser.push(d)) {
+          if (m.kind === 'interleaved') {
+            if (m.channel === 1) rtcp.push(Uint8Array.from(m.data));
+            continue;
+          }
+          if (m.kind !== 'request') continue;
+          const cseq = m.headers.get('cseq') ?? '0';
+          const sdp = 'v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:track1\r\n';
+          const head = [`RTSP/1.0 200 OK`, `CSeq: ${cseq}`, 'Session: 12345678'];
+          if (m.method === 'DESCRIBE') head.push('Content-Type: application/sdp', `Content-Base: ${m.url}/`, `Content-Length: ${sdp.length}`);
+          if (m.method === 'SETUP') head.push(`Transport: ${m.headers.get('transport') ?? ''}`);
+          sock.write(`${head.join('\r\n')}\r\n\r\n${m.method === 'DESCRIBE' ? sdp : ''}`);
+          if (m.method === 'PLAY') {
+            // one non-IDR slice from SSRC: enough for the source to know whom a PLI names
+            const rtp = Buffer.from([0x80, 96, 0, 1, 0, 0, 0, 0, 0x0b, 0xad, 0xca, 0xfe, 0x41, 0x9a]);
+            sock.write(Buffer.concat([Buffer.from([0x24, 0, 0, rtp.length]), rtp]));
+          }
+        }
+      });
+    });
+    await new Promise<void>((r) => camera.listen(0, '127.0.0.1', () => r()));
+    const port = (camera.address() as net.AddressInfo).port;
+    const registry = new PathRegistry({ resolve: () => DEFAULT_PATH_SETTINGS, authorize: async () => {} });
+    const handle = startRtspSource('cam/raw', `rtsp://127.0.0.1:${port}/stream`, registry, { transport: 'tcp' });
+    try {
+      const src = (): Session | undefined => registry.paths.get('cam/raw')?.publisher;
+      await waitFor(() => ((src()?.stats?.().tracks as { packets: number }[] | undefined)?.[0]?.packets ?? 0) > 0, 5000);
+      assert.equal(registry.requestKeyframe('cam/raw', 'test'), true);
+      const withPli = (): RtcpPacket[] | undefined => rtcp.map((b) => parseRtcp(b)).find((ps) => ps.some((p) => p.type === 'pli'));
+      const packets = (await waitFor(withPli, 3000)) as RtcpPacket[];
+      assert.ok(isRfc3550Compound(packets));
+      assert.deepEqual(packets.map((p) => p.type), ['rr', 'sdes', 'pli', 'fir']);
+      const ours = (packets[0] as Extract<RtcpPacket, { type: 'rr' }>).ssrc;
+      assert.deepEqual(packets[2], { type: 'pli', senderSsrc: ours, mediaSsrc: SSRC });
+      assert.deepEqual(packets[3], { type: 'fir', senderSsrc: ours, mediaSsrc: 0, entries: [{ ssrc: SSRC, seqNr: 1 }] });
+      assert.equal((src()?.stats?.() as { keyframeRequestsSent: number }).keyframeRequestsSent, 1);
+    } finally {
+      handle.close();
+      camera.close();
+    }
+  });
+});
+
 describe('RTSP pull source against gst-rtsp-server as a camera', { skip: !HAVE_GST_SERVER && 'gst-rtsp-server (python3-gi) or ffprobe missing' }, () => {
   let gst: ChildProcess;
   let registry: PathRegistry;
@@ -98,7 +162,8 @@ describe('RTSP pull source against gst-rtsp-server as a camera', { skip: !HAVE_G
   before(async () => {
     const camPort = await freePort();
     const securePort = await freePort();
-    gst = spawn(PYTHON, ['-c', GST_CAMERA, String(camPort), String(securePort)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const gopPort = await freePort();
+    gst = spawn(PYTHON, ['-c', GST_CAMERA, String(camPort), String(securePort), String(gopPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       gst.stdout?.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
       gst.once('exit', (code) => reject(new Error(`gst-rtsp-server exited ${code}`)));
@@ -117,6 +182,14 @@ paths:
   cam/secure:
     source: rtsp://cam:pw@127.0.0.1:${securePort}/cam
     sourceOnDemand: true
+  cam/gop-udp:
+    source: rtsp://127.0.0.1:${gopPort}/cam
+    sourceOnDemand: true
+    rtspTransport: udp
+  cam/gop-tcp:
+    source: rtsp://127.0.0.1:${gopPort}/cam
+    sourceOnDemand: true
+    rtspTransport: tcp
 `,
       'test.yml',
     );
@@ -154,6 +227,28 @@ paths:
     assert.deepEqual(streams.map((s) => s.codec_name).sort(), ['aac', 'h264']);
     assert.equal((source('cam/tcp')?.stats?.() as { transport: string }).transport, 'tcp');
   });
+
+  for (const transport of ['udp', 'tcp'] as const) {
+    it(`a bus keyframe request reaches the camera as RTCP PLI/FIR over ${transport.toUpperCase()}: an IDR long before its 40 s GOP ends`, async () => {
+      const path = `cam/gop-${transport}`;
+      const keyframesAt: number[] = [];
+      const sink: FrameSink = { start() {}, writeFrame: (f) => void (f.track.isVideo && f.keyframe && keyframesAt.push(performance.now())), bufferedBytes: () => 0, close() {} };
+      const reader = await registry.addReader(path, readerSession(), sink, { protocol: 'rtsp', ip: '127.0.0.1' });
+      try {
+        await waitFor(() => keyframesAt.length > 0, 15_000); // the camera's first keyframe
+        await new Promise((r) => setTimeout(r, 1000));
+        const before = keyframesAt.length;
+        const askedAt = performance.now();
+        assert.equal(registry.requestKeyframe(path, 'test'), true);
+        const at = (await waitFor(() => keyframesAt.find((t) => t > askedAt), 3000)) as number;
+        assert.ok(at - askedAt < 3000);
+        assert.equal(keyframesAt.length, before + 1);
+        assert.equal((source(path)?.stats?.() as { keyframeRequestsSent: number }).keyframeRequestsSent, 1);
+      } finally {
+        registry.removeReader(reader);
+      }
+    });
+  }
 
   it('Digest credentials from the source URL answer the camera’s 401', async () => {
     const streams = await ffprobeStreams(`rtsp://127.0.0.1:${rtsp.port}/cam/secure`, ['-rtsp_transport', 'tcp']);
