@@ -7,6 +7,7 @@ import { redactUrl, type PathEntry, type PathRegistry } from './media/bus/regist
 import type { Reader } from './media/bus/reader.js';
 import type { Protocol, Role, Session } from './media/bus/session.js';
 import type { Codec } from './media/bus/track.js';
+import type { KeyframeRequestCounts } from './media/bus/stream.js';
 import { closeServer, listen, startBitrateSampler, type BitrateSampler, type RunningServer } from './metrics.js';
 
 /** One recorded segment, as the recorder reports it. */
@@ -77,6 +78,8 @@ export interface PathJson {
   bitrateIn: number;
   /** sum of the attached readers' session bitrates */
   bitrateOut: number;
+  /** readers' keyframe requests (WebRTC/RTSP PLI, FIR): made, passed up to the publisher (≤ 2/s), unserved (RTMP publisher, none) */
+  keyframeRequests: KeyframeRequestCounts;
 }
 
 /** One session of `GET /v1/sessions`. */
@@ -130,6 +133,7 @@ export function pathJson(entry: PathEntry, sampler: BitrateSampler, sessionsOf: 
     bytesOut,
     bitrateIn: sampler.stream(entry.stream),
     bitrateOut,
+    keyframeRequests: { ...entry.stream.keyframeRequests },
   };
 }
 

@@ -178,6 +178,9 @@ test('GET /v1/paths lists every path with source, tracks, readers and byte count
   assert.equal(cam['bytesOut'], sent);
   assert.equal(typeof cam['bitrateIn'], 'number');
   assert.equal(typeof cam['bitrateOut'], 'number');
+  f.registry.requestKeyframe('live/cam1', 'test'); // an RTMP publisher: it cannot act on it
+  const again = (await getJson(`${base}/v1/paths/live/cam1`)).body as Record<string, unknown>;
+  assert.deepEqual(again['keyframeRequests'], { requested: 1, passedUp: 0, unserved: 1 });
 
   const pull = body.items[1]!;
   assert.deepEqual(pull['source'], {
