@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { iceServersFor, linkHeader, route, startWebrtcServer, statusOf } from '../../src/signaling/whip-whep.js';
 import { AuthError, BusyError, NotFoundError, ParseError, ProtocolError } from '../../src/errors.js';
 import { openRegistry, publishToBus } from '../egress/webrtc/harness.js';
+import { serializeRtcp } from '../../src/media/rtp/rtcp.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../../../test/fixtures/webrtc/${name}`, import.meta.url), 'utf8');
 
@@ -98,6 +99,14 @@ test('WHEP HTTP: OPTIONS, 404 unknown path, 400 bad SDP, 406 no usable codec, 41
   assert.match(location, /^\/live\/cam1\/whep\/[0-9a-f-]{36}$/);
   assert.equal(srv.egress.sessions.size, 1);
   assert.equal(registry.sessions.size, 2); // publisher + viewer
+  // the viewer's PLI reaches the path's publisher through the bus, whatever kind it is (here the test's own)
+  const asked: string[] = [];
+  const stream = registry.paths.get('live/cam1')!.stream;
+  stream.setKeyframeHandler((reason) => asked.push(reason));
+  const viewer = srv.egress.sessions.get(location.split('/').pop()!) as unknown as { peer: { onRtcp?: (b: Buffer) => void } };
+  viewer.peer.onRtcp!(Buffer.from(serializeRtcp([{ type: 'pli', senderSsrc: 1, mediaSsrc: 2 }])));
+  assert.deepEqual(asked, ['webrtc viewer PLI/FIR']);
+  assert.deepEqual(stream.keyframeRequests, { requested: 1, passedUp: 1, unserved: 0 });
   const del = await fetch(`${base}${location}`, { method: 'DELETE' });
   assert.equal(del.status, 200);
   assert.equal(srv.egress.sessions.size, 0);
