@@ -12,7 +12,11 @@
  * - send latency: a video frame entering the gateway → its last packet handed to the kernel for a viewer (p50/p95);
  * - held: ≥ 95 % of the N viewers (failed connections count as failures) got ≥ 99 % of their packets.
  *
- * Standalone: `node --expose-gc dist/bench/webrtc.js [--viewers 10,50,100,200] [--seconds 10] [--engines lean,werift]`.
+ * - with --browser: one headless Chromium joins as viewer N+1 after the window (the N keep running) and reports
+ *   its jitter buffer delay, frame rate, freezes and losses over 8 s.
+ *
+ * Standalone: `node --expose-gc dist/bench/webrtc.js [--viewers 10,50,100,200] [--seconds 10] [--engines lean,werift]
+ * [--browser]`.
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -26,6 +30,7 @@ import { Track } from '../src/media/bus/track.js';
 import { isKeyframe, NalUnitType, nalType, splitAnnexB } from '../src/media/codecs/h264.js';
 import { parseSps } from '../src/media/codecs/h264-sps.js';
 import { startWebrtcServer } from '../src/signaling/whip-whep.js';
+import { canRunBrowserTests, createNetns, launchChromium, type Netns } from '../test/egress/webrtc/harness.js';
 
 /** Options of one benchmark run. */
 export interface WebrtcBenchOptions {
@@ -35,7 +40,28 @@ export interface WebrtcBenchOptions {
   viewersPerProcess: number;
   /** send threads of the lean engine (undefined: the server's default) */
   sendThreads?: number;
+  /**
+   * After each point's window, with the N viewers still connected, one headless Chromium (in a network namespace:
+   * it ignores loopback candidates) plays the stream on the player page for BROWSER_SECONDS and reports its
+   * jitter buffer. Needs root, `ip` and /usr/bin/chromium; skipped otherwise.
+   */
+  browser?: boolean;
 }
+
+/** What Chromium's getStats() says about the video it received, over the browser window. */
+export interface BrowserPlayStats {
+  framesDecoded: number;
+  framesDropped: number;
+  freezeCount: number;
+  /** mean jitter buffer delay (jitterBufferDelay / jitterBufferEmittedCount) over the window, ms */
+  jitterBufferDelayMs: number;
+  /** packets lost as Chromium counts them over the window */
+  packetsLost: number;
+}
+
+/** How long Chromium plays before its figures count, and then how long they are sampled. */
+const BROWSER_WARMUP_MS = 3000;
+const BROWSER_SECONDS = 8;
 
 /** One measured point. */
 export interface WebrtcBenchResult {
@@ -49,6 +75,8 @@ export interface WebrtcBenchResult {
   latencyP95Ms: number;
   packetsPerViewerPerSecond: number;
   held: boolean;
+  /** Chromium as the N+1st viewer (with `browser`), or why not */
+  browser?: BrowserPlayStats | { error: string };
 }
 
 const CLIP = '/tmp/streamgate-bench-webrtc-720p30-2500k.h264';
@@ -158,7 +186,16 @@ async function measure(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptio
 
 async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptions, aus: Uint8Array[][], log: (s: string) => void, abort: { aborted: boolean }): Promise<WebrtcBenchResult> {
   const registry = new PathRegistry({ resolve: () => ({ ...DEFAULT_PATH_SETTINGS, maxReaders: 0 }), authorize: async () => undefined });
-  const srv = await startWebrtcServer({ host: '127.0.0.1', port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry, engine, maxViewers: 100_000, connectTimeoutMs: 30_000, ...(o.sendThreads !== undefined ? { sendThreads: o.sendThreads } : {}) });
+  // with a browser, the gateway listens on the namespace's veth address (local to this host, so the child viewers
+  // reach it the same way as 127.0.0.1)
+  let ns: Netns | undefined;
+  let browserError: string | undefined;
+  if (o.browser) {
+    if (canRunBrowserTests()) ns = createNetns();
+    else browserError = 'needs root, ip and /usr/bin/chromium';
+  }
+  const host = ns?.hostIp ?? '127.0.0.1';
+  const srv = await startWebrtcServer({ host, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry, engine, maxViewers: 100_000, connectTimeoutMs: 30_000, ...(o.sendThreads !== undefined ? { sendThreads: o.sendThreads } : {}) });
   const pub = session();
   const stream = await registry.addPublisher('bench/live', pub, { protocol: 'rtmp', ip: '127.0.0.1' });
   const first = aus.find((au) => au.some((x) => nalType(x) === NalUnitType.Sps))!;
@@ -196,7 +233,7 @@ async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchO
     gc();
     const baseRss = process.memoryUsage().rss;
 
-    const url = `http://127.0.0.1:${srv.port}/bench/live/whep`;
+    const url = `http://${host}:${srv.port}/bench/live/whep`;
     let connected = 0;
     for (let left = n; left > 0; left -= o.viewersPerProcess) procs.push(spawnViewers());
     const starts = await Promise.all(
@@ -235,6 +272,10 @@ async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchO
     const lat = sendLatencyProbe.samples.sort((a, b) => a - b);
     sendLatencyProbe.samples = null;
 
+    let browser: WebrtcBenchResult['browser'];
+    if (ns) browser = await playInChromium(ns, `http://${host}:${srv.port}/bench/live/`).catch((err: Error) => ({ error: err.message }));
+    else if (browserError) browser = { error: browserError };
+
     let packets = 0;
     let ok = 0;
     for (const [id, s1] of sent1) {
@@ -258,12 +299,53 @@ async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchO
       packetsPerViewerPerSecond: connected > 0 ? packets / connected / wall : 0,
       // a viewer that failed to connect counts as one that did not get its packets
       held: ok / n >= 0.95,
+      ...(browser ? { browser } : {}),
     };
   } finally {
     clearInterval(timer);
     registry.removePublisher(pub);
     await srv.close();
+    ns?.destroy();
   }
+}
+
+/** One Chromium plays the player page; figures are the difference between two getStats() over BROWSER_SECONDS. */
+async function playInChromium(ns: Netns, pageUrl: string): Promise<BrowserPlayStats> {
+  const browser = await launchChromium(ns);
+  try {
+    const page = await browser.newPage();
+    await page.goto(pageUrl);
+    await page.waitForFunction(`(() => { const pc = window.streamgate && window.streamgate.pc; return !!pc && pc.connectionState === 'connected'; })()`, undefined, { timeout: 20_000, polling: 100 });
+    await sleep(BROWSER_WARMUP_MS);
+    // browser code as a string: this project compiles without the DOM lib
+    const read = (): Promise<Record<string, number>> =>
+      page.evaluate(`(async () => {
+        const out = {};
+        (await window.streamgate.pc.getStats()).forEach((s) => {
+          if (s.type === 'inbound-rtp' && s.kind === 'video') Object.assign(out, { framesDecoded: s.framesDecoded || 0, framesDropped: s.framesDropped || 0, freezeCount: s.freezeCount || 0, jb: s.jitterBufferDelay || 0, jbn: s.jitterBufferEmittedCount || 0, lost: s.packetsLost || 0 });
+        });
+        return out;
+      })()`) as Promise<Record<string, number>>;
+    const a = await read();
+    await sleep(BROWSER_SECONDS * 1000);
+    const b = await read();
+    const d = (k: string): number => (b[k] ?? 0) - (a[k] ?? 0);
+    return {
+      framesDecoded: d('framesDecoded'),
+      framesDropped: d('framesDropped'),
+      freezeCount: d('freezeCount'),
+      jitterBufferDelayMs: d('jbn') > 0 ? (d('jb') / d('jbn')) * 1000 : Number.NaN,
+      packetsLost: d('lost'),
+    };
+  } finally {
+    await browser.close();
+  }
+}
+
+function browserCell(b: WebrtcBenchResult['browser']): string {
+  if (!b) return '—';
+  if ('error' in b) return `(${b.error})`;
+  return `${(b.framesDecoded / BROWSER_SECONDS).toFixed(0)} fps, jitter buffer ${b.jitterBufferDelayMs.toFixed(0)} ms, ${b.freezeCount} freezes, ${b.packetsLost} lost`;
 }
 
 /** Runs the matrix; `log` gets progress lines. */
@@ -274,7 +356,7 @@ export async function runWebrtcBench(o: WebrtcBenchOptions, log: (s: string) => 
     for (const n of o.viewers) {
       const r = await measure(engine, n, o, aus, log);
       out.push(r);
-      log(`  ${engine} N=${n}: ${r.usPerPacketPerViewer.toFixed(1)} µs/pkt/viewer, ${r.rssKbPerViewer} KB/viewer, ${(r.shareAt99 * 100).toFixed(0)}% ≥99%, latency p50 ${r.latencyP50Ms.toFixed(1)} ms p95 ${r.latencyP95Ms.toFixed(1)} ms`);
+      log(`  ${engine} N=${n}: ${r.usPerPacketPerViewer.toFixed(1)} µs/pkt/viewer, ${r.rssKbPerViewer} KB/viewer, ${(r.shareAt99 * 100).toFixed(0)}% ≥99%, latency p50 ${r.latencyP50Ms.toFixed(1)} ms p95 ${r.latencyP95Ms.toFixed(1)} ms${r.browser ? `; Chromium: ${browserCell(r.browser)}` : ''}`);
       if (!r.held) break; // a larger N will not hold either
     }
   }
@@ -286,11 +368,11 @@ export function renderWebrtcBench(rs: WebrtcBenchResult[], o: WebrtcBenchOptions
   const lines = [
     `One H.264 1280x720p30 stream at 2.5 Mbps replayed in real time; ${o.seconds} s window per point; viewers complete ICE+DTLS in child processes and count SRTP packets.`,
     '',
-    '| engine | N | connected | CPU µs/pkt/viewer | RSS KB/viewer | viewers ≥ 99 % pkts | send latency p50 / p95 ms | pkts/s/viewer | held |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| engine | N | connected | CPU µs/pkt/viewer | RSS KB/viewer | viewers ≥ 99 % pkts | send latency p50 / p95 ms | pkts/s/viewer | held | Chromium as viewer N+1 |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
   ];
   for (const r of rs) {
-    lines.push(`| ${r.engine} | ${r.n} | ${r.connected} | ${r.usPerPacketPerViewer.toFixed(1)} | ${r.rssKbPerViewer} | ${(r.shareAt99 * 100).toFixed(0)} % | ${r.latencyP50Ms.toFixed(1)} / ${r.latencyP95Ms.toFixed(1)} | ${r.packetsPerViewerPerSecond.toFixed(0)} | ${r.held ? 'yes' : 'no'} |`);
+    lines.push(`| ${r.engine} | ${r.n} | ${r.connected} | ${r.usPerPacketPerViewer.toFixed(1)} | ${r.rssKbPerViewer} | ${(r.shareAt99 * 100).toFixed(0)} % | ${r.latencyP50Ms.toFixed(1)} / ${r.latencyP95Ms.toFixed(1)} | ${r.packetsPerViewerPerSecond.toFixed(0)} | ${r.held ? 'yes' : 'no'} | ${browserCell(r.browser)} |`);
   }
   for (const engine of new Set(rs.map((r) => r.engine))) {
     const held = rs.filter((r) => r.engine === engine && r.held).map((r) => r.n);
@@ -303,7 +385,7 @@ export function renderWebrtcBench(rs: WebrtcBenchResult[], o: WebrtcBenchOptions
 export const webrtcBenchmark = {
   title: 'WebRTC fan-out (issue 5)',
   async run(args: { readers: number[]; seconds: number }, log: (line: string) => void): Promise<string> {
-    const o: WebrtcBenchOptions = { viewers: [10, 50, 100, 200], seconds: Math.min(args.seconds, 10), engines: ['lean', 'werift'], viewersPerProcess: 50 };
+    const o: WebrtcBenchOptions = { viewers: [10, 50, 100, 200], seconds: Math.min(args.seconds, 10), engines: ['lean', 'werift'], viewersPerProcess: 50, browser: true };
     return renderWebrtcBench(await runWebrtcBench(o, log), o);
   },
 };
@@ -316,6 +398,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       engines: { type: 'string', default: 'lean,werift' },
       'viewers-per-process': { type: 'string', default: '50' },
       'send-threads': { type: 'string' },
+      browser: { type: 'boolean', default: false },
     },
   });
   const o: WebrtcBenchOptions = {
@@ -323,6 +406,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     seconds: Number(values.seconds),
     engines: values.engines.split(',') as ('lean' | 'werift')[],
     viewersPerProcess: Number(values['viewers-per-process']),
+    browser: values.browser,
   };
   if (values['send-threads'] !== undefined) o.sendThreads = Number(values['send-threads']);
   process.env.STREAMGATE_LOG_LEVEL ??= 'warn';
