@@ -61,6 +61,8 @@ export interface Offer {
 export function parseOffer(sdp: string): Offer {
   if (sdp.length > MAX_OFFER_BYTES) throw new ParseError('sdp', `offer is ${sdp.length} bytes, over the limit of ${MAX_OFFER_BYTES}`);
   if (!/^v=0\r?\n/.test(sdp)) throw new ParseError('sdp', 'offer does not start with "v=0"', 0);
+  // checked before werift, whose parser throws a TypeError ("reading 'iceParams'") on a media section without them
+  if (!/^a=ice-ufrag:\S/m.test(sdp) || !/^a=ice-pwd:\S/m.test(sdp)) throw new ParseError('sdp', 'offer has no a=ice-ufrag / a=ice-pwd');
   let desc: SessionDescription;
   try {
     desc = SessionDescription.parse(sdp);
