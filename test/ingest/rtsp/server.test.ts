@@ -272,7 +272,7 @@ describe('RTSP server end to end (GStreamer)', { skip: !HAVE_GST && 'gst-launch-
     const keyframesAt: number[] = [];
     const reader = new Reader(idleSession('kf'), {
       start() {},
-      writeFrame: (f) => void (f.keyframe && keyframesAt.push(performance.now())),
+      writeFrame: (f) => void (f.track.isVideo && f.keyframe && keyframesAt.push(performance.now())),
       bufferedBytes: () => 0,
       close() {},
     });
