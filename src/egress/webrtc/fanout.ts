@@ -242,7 +242,7 @@ export class LeanViewer implements Session, FrameSink {
     peer.onConnected = () => {
       this.state = 'connected';
       clearTimeout(this.connectTimer);
-      this.remoteAddr = `${peer.address}:${peer.port}`;
+      this.remoteAddr = peer.address.includes(':') ? `[${peer.address}]:${peer.port}` : `${peer.address}:${peer.port}`;
       log.info({ session: this.id, path: this.path, remote: this.remoteAddr }, 'webrtc viewer connected');
       this.srTimer = setInterval(() => this.sendReports(), SR_INTERVAL_MS);
       this.srTimer.unref();
@@ -397,6 +397,9 @@ export class LeanViewer implements Session, FrameSink {
       retransmitted: this.retransmitted,
       pliReceived: this.pliReceived,
       framesDropped: this.reader?.framesDropped ?? 0,
+      // an ICE-TCP viewer over its queue bound loses packets rather than growing memory
+      rtpDropped: this.peer.rtpDropped,
+      iceTransport: this.peer.link ? `${this.peer.link.transport}/ipv${this.peer.link.family}` : null,
     };
   }
 
