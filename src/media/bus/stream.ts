@@ -211,6 +211,9 @@ export class Stream {
     this.readers.add(reader);
     if (!this.ready) return;
     reader.start(this);
+    // nothing cached to start from (a GOP longer than the cache, or an encoder that sends keyframes only on
+    // request, like a browser publishing with WHIP): ask for one rather than keep the reader waiting
+    if (this.hasVideo && this.gop.length === 0) this.requestKeyframe('a new reader waits for a keyframe');
     const now = performance.now();
     const burst = reader.catchUp ? catchUpBurst(this.gop) : this.gop;
     for (const f of burst) reader.deliver(f, this.hasVideo, now);

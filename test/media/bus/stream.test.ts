@@ -219,3 +219,18 @@ test('keyframe requests: a throwing handler does not reach the reader; a new han
   assert.equal(s.requestKeyframe('viewer', 1), true, 'the new publisher is asked at once');
   assert.equal(n, 1);
 });
+
+test('keyframe requests: a reader that would wait for a keyframe asks the publisher for one; one with a cached GOP does not', () => {
+  const s = new Stream('live/k3');
+  const got: string[] = [];
+  s.setKeyframeHandler((reason) => got.push(reason));
+  const ts = s.setTracks(tracks());
+  writeFrames(s, ts, 5, 100);
+  s.addReader(new Reader(fakeSession('a'), new RecordingSink()));
+  assert.deepEqual(got, [], 'the cached GOP starts it');
+  // a GOP longer than the cache: the cache is dropped, the next reader has nothing to start from
+  writeFrames(s, ts, GOP_CACHE_MAX_FRAMES + 10, 100_000, 5 * 3000);
+  assert.equal(s.cachedFrames().length, 0);
+  s.addReader(new Reader(fakeSession('b'), new RecordingSink()));
+  assert.deepEqual(got, ['a new reader waits for a keyframe']);
+});
