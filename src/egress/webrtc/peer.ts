@@ -224,6 +224,8 @@ export class LeanPeer implements MuxPeer {
     if (!srtp || this.state !== 'connected') return;
     if (this.offload) {
       this.pool!.send(this.offload, plain, payloadType, timestamp, receivedAtEpochMs);
+      // this thread's context follows the rollover counters, so it can take over if the link moves to TCP/IPv6
+      srtp.noteRtpSent(plain);
       this.packetsSent++;
       this.bytesSent += plain.byteLength + 10;
       return;

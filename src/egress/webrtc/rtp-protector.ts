@@ -142,8 +142,16 @@ export class RtpProtector {
     }
   }
 
-  /** Writes the counter blocks of `p` at block `at`; returns the packet's rollover counter. */
-  private fillCounters(p: Uint8Array, at: number, nb: number): number {
+  /**
+   * Records that `p` was sent without protecting it here (another context protected it): this context's rollover
+   * counters stay right, so it can take over the SSRC later without a wrong ROC (RFC 3711 §3.3.1).
+   */
+  noteSent(p: Uint8Array): void {
+    if (p.byteLength >= 12) this.rocOf(p);
+  }
+
+  /** The packet's rollover counter, advancing this SSRC's state (RFC 3711 §3.3.1 for a sender). */
+  private rocOf(p: Uint8Array): number {
     const seq = (p[2]! << 8) | p[3]!;
     const ssrc = ((p[8]! << 24) | (p[9]! << 16) | (p[10]! << 8) | p[11]!) >>> 0;
     let st = this.state.get(ssrc);
@@ -153,7 +161,14 @@ export class RtpProtector {
       st.lastSeq = seq;
     } else if (seq > st.lastSeq && seq - st.lastSeq < 0x8000) st.lastSeq = seq;
     // a retransmission of a packet sent before the wrap uses the ROC it had then
-    const roc = seq > st.lastSeq && seq - st.lastSeq >= 0x8000 ? (st.roc - 1) >>> 0 : st.roc;
+    return seq > st.lastSeq && seq - st.lastSeq >= 0x8000 ? (st.roc - 1) >>> 0 : st.roc;
+  }
+
+  /** Writes the counter blocks of `p` at block `at`; returns the packet's rollover counter. */
+  private fillCounters(p: Uint8Array, at: number, nb: number): number {
+    const seq = (p[2]! << 8) | p[3]!;
+    const ssrc = ((p[8]! << 24) | (p[9]! << 16) | (p[10]! << 8) | p[11]!) >>> 0;
+    const roc = this.rocOf(p);
     // IV = (salt · 2^16) XOR (ssrc · 2^64) XOR (index · 2^16), index = ROC · 2^16 + SEQ (RFC 3711 §4.1.1)
     const s = this.salt;
     const w0 = ((s[0]! << 24) | (s[1]! << 16) | (s[2]! << 8) | s[3]!) | 0;

@@ -144,6 +144,11 @@ export class SrtpContext {
     return this.one[0]!;
   }
 
+  /** Keeps the RTP rollover counters current for a packet another context (a send thread) protected. */
+  noteRtpSent(packet: Uint8Array): void {
+    this.rtpOut.noteSent(packet);
+  }
+
   /**
    * Protects `packets[from..to)` in one batch (see rtp-protector.ts: one cipher call for all of them); `out[i]` gets
    * packet i's SRTP bytes, or an empty array when its RTP header is truncated.

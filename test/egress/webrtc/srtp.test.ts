@@ -100,3 +100,20 @@ test('SRTP batch: one cipher call for many packets (over the 64 KiB chunk), trun
   }
   assert.equal(packets[0]![1], 96, 'the shared input is not modified');
 });
+
+test('SRTP: a context that noted what another protected takes over the SSRC with the right rollover counter', () => {
+  const thread = new SrtpContext(keys.localMasterKey, keys.localMasterSalt, keys.remoteMasterKey, keys.remoteMasterSalt);
+  const main = new SrtpContext(keys.localMasterKey, keys.localMasterSalt, keys.remoteMasterKey, keys.remoteMasterSalt);
+  const fresh = new SrtpContext(keys.localMasterKey, keys.localMasterSalt, keys.remoteMasterKey, keys.remoteMasterSalt);
+  const theirs = new SrtpSession({ keys: peer, profile: SRTP_AES128_CM_HMAC_SHA1_80 });
+  for (let i = 0; i < 20; i++) {
+    const plain = rtp((65525 + i) & 0xffff, 0x55667788, randomBytes(50));
+    assert.deepEqual(theirs.decrypt(thread.protectRtp(plain)), plain);
+    main.noteRtpSent(plain);
+  }
+  // the link moves: the main thread's context protects from here on (ROC 1 after the wrap)
+  const next = rtp(20 - 11, 0x55667788, randomBytes(50));
+  const mine = main.protectRtp(next);
+  assert.deepEqual(theirs.decrypt(mine), next, 'the browser decrypts it with ROC 1');
+  assert.notDeepEqual(fresh.protectRtp(next), mine, 'a context that did not follow would use ROC 0');
+});
