@@ -262,10 +262,12 @@ async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchO
     srv.sendPool?.probe(true);
     const sent0 = sentOf();
     const recv0 = await recvOf();
+    const profiler = process.env.STREAMGATE_BENCH_PROFILE ? await startProfile() : undefined;
     const cpu0 = process.cpuUsage();
     const w0 = performance.now();
     await sleep(o.seconds * 1000);
     const cpu = process.cpuUsage(cpu0);
+    if (profiler) await profiler.stop(`${process.env.STREAMGATE_BENCH_PROFILE}/${engine}-${n}.cpuprofile`);
     const wall = (performance.now() - w0) / 1000;
     const sent1 = sentOf();
     await sleep(300); // packets in flight
@@ -314,6 +316,27 @@ async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchO
     await srv.close();
     ns?.destroy();
   }
+}
+
+/**
+ * With STREAMGATE_BENCH_PROFILE=<dir>: a V8 CPU profile of the main thread over the measured window only (no
+ * start-up, no ICE/DTLS), written as <dir>/<engine>-<N>.cpuprofile.
+ */
+async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const { Session } = await import('node:inspector');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  const post = (method: string): Promise<unknown> => new Promise((resolve, reject) => session.post(method, (err, res) => (err ? reject(err) : resolve(res))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return {
+    async stop(file) {
+      const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
 }
 
 /** One Chromium plays the player page; figures are the difference between two getStats() over BROWSER_SECONDS. */
@@ -368,7 +391,8 @@ function measureInChild(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOpti
     child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     child.on('message', (m: { log?: string; result?: WebrtcBenchResult }) => {
       if (m.log) log(m.log);
-      if (m.result) result = m.result;
+      // JSON turned NaN into null
+      if (m.result) result = Object.fromEntries(Object.entries(m.result).map(([k, v]) => [k, v === null ? Number.NaN : v])) as unknown as WebrtcBenchResult;
     });
     child.on('exit', (code, signal) => {
       if (result) return resolve(result);

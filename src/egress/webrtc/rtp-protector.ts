@@ -9,8 +9,8 @@
  * - HMAC-SHA1 (RFC 2104) is computed as H(opad ‖ H(ipad ‖ m)) with the one-shot `crypto.hash`, the 64-byte ipad
  *   written in front of the packet inside its own output buffer (no concatenation): ~1.7 µs instead of ~3.2.
  *
- * One output allocation per packet: `[ipad (64) | RTP header | encrypted payload | tag (10)]`; the caller sends the
- * view without the ipad.
+ * Each packet is laid out in an output slab as `[ipad (64) | RTP header | encrypted payload | tag (10)]`; the caller
+ * gets the view without the ipad.
  */
 import * as nodeCrypto from 'node:crypto';
 import { createCipheriv, createHmac, type Cipher } from 'node:crypto';
@@ -37,17 +37,48 @@ const counters = new DataView(new ArrayBuffer(MAX_BLOCKS_PER_CALL * BLOCK));
 const counterBytes = new Uint8Array(counters.buffer);
 
 /**
- * `buf[at..at+len) ^= ks[k..k+len)`, 32 bits at a time where both are 4-aligned (5× faster than a byte loop
+ * Output slabs: every protected packet is carved from a 1 MiB ArrayBuffer (never reused; a slab is collected once
+ * the kernel has taken all its packets). Node's own pool would allocate an 8 KiB ArrayBuffer per ~6 packets —
+ * ~10 000 per second at 200 viewers, which kept the garbage collector busy — and a word view per packet for the XOR.
+ */
+const SLAB_BYTES = 1 << 20;
+
+class Slab {
+  readonly bytes: Buffer;
+  readonly words: Int32Array;
+  used = 0;
+
+  constructor() {
+    const ab = new ArrayBuffer(SLAB_BYTES);
+    this.bytes = Buffer.from(ab);
+    this.words = new Int32Array(ab);
+  }
+}
+
+let slab = new Slab();
+
+/** Offset of `len` free bytes (8-aligned) in the current slab, starting a new slab when it is full. */
+function carve(len: number): number {
+  const need = (len + 7) & ~7;
+  if (slab.used + need > SLAB_BYTES) slab = new Slab();
+  const at = slab.used;
+  slab.used += need;
+  return at;
+}
+
+/**
+ * `dst[at..at+len) ^= ks[k..k+len)`, 32 bits at a time where both are 4-aligned (5× faster than a byte loop
  * over Buffers here); `k` is a multiple of 16.
  */
-function xorInPlace(buf: Buffer, at: number, len: number, ks: Buffer, ksWords: Int32Array | null, k: number): void {
+function xorInPlace(dst: Slab, at: number, len: number, ks: Buffer, ksWords: Int32Array | null, k: number): void {
   let j = 0;
-  const off = buf.byteOffset + at;
-  if (ksWords && (off & 3) === 0) {
+  const buf = dst.bytes;
+  if (ksWords && (at & 3) === 0) {
     const words = len >>> 2;
-    const w = new Int32Array(buf.buffer, off, words);
+    const w = dst.words;
+    const dw = at >>> 2;
     const kw = k >>> 2;
-    for (; j < words; j++) w[j]! ^= ksWords[kw + j]!;
+    for (; j < words; j++) w[dw + j]! ^= ksWords[kw + j]!;
     j = words << 2;
   }
   for (; j < len; j++) buf[at + j]! ^= ks[k + j]!;
@@ -188,20 +219,23 @@ export class RtpProtector {
   /** Builds one SRTP packet: header (patched), payload XOR keystream, HMAC tag over header ‖ payload ‖ ROC. */
   private seal(p: Uint8Array, hl: number, payloadType: number, timestamp: number, roc: number, ks: Buffer, ksWords: Int32Array | null, k: number): Buffer {
     const n = p.byteLength;
-    const buf = Buffer.allocUnsafe(SHA1_BLOCK + n + TAG_LENGTH);
-    buf.set(this.ipad, 0);
-    buf.set(p, SHA1_BLOCK);
-    if (payloadType >= 0) buf[SHA1_BLOCK + 1] = (buf[SHA1_BLOCK + 1]! & 0x80) | payloadType;
-    if (timestamp >= 0) buf.writeUInt32BE(timestamp >>> 0, SHA1_BLOCK + 4);
-    xorInPlace(buf, SHA1_BLOCK + hl, n - hl, ks, ksWords, k);
-    const end = SHA1_BLOCK + n;
+    const o = carve(SHA1_BLOCK + n + TAG_LENGTH);
+    const s = slab;
+    const buf = s.bytes;
+    buf.set(this.ipad, o);
+    buf.set(p, o + SHA1_BLOCK);
+    const h = o + SHA1_BLOCK;
+    if (payloadType >= 0) buf[h + 1] = (buf[h + 1]! & 0x80) | payloadType;
+    if (timestamp >= 0) buf.writeUInt32BE(timestamp >>> 0, h + 4);
+    xorInPlace(s, h + hl, n - hl, ks, ksWords, k);
+    const end = h + n;
     buf.writeUInt32BE(roc, end);
     if (oneShotHash) {
-      this.outer.write(oneShotHash('sha1', buf.subarray(0, end + 4), 'binary'), SHA1_BLOCK, SHA1_LENGTH, 'binary');
+      this.outer.write(oneShotHash('sha1', new Uint8Array(buf.buffer, o, SHA1_BLOCK + n + 4), 'binary'), SHA1_BLOCK, SHA1_LENGTH, 'binary');
       buf.write(oneShotHash('sha1', this.outer, 'binary'), end, TAG_LENGTH, 'binary');
     } else {
-      createHmac('sha1', this.authKey).update(buf.subarray(SHA1_BLOCK, end + 4)).digest().copy(buf, end, 0, TAG_LENGTH);
+      createHmac('sha1', this.authKey).update(buf.subarray(h, end + 4)).digest().copy(buf, end, 0, TAG_LENGTH);
     }
-    return buf.subarray(SHA1_BLOCK, end + TAG_LENGTH);
+    return Buffer.from(buf.buffer, h, n + TAG_LENGTH);
   }
 }
