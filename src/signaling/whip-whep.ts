@@ -149,7 +149,7 @@ export function statusOf(err: unknown): number {
   return 500;
 }
 
-/** Credentials of a request: `?user=&pass=`, `?key=`, or HTTP Basic. */
+/** Credentials of a request: `?user=&pass=`, `?key=`, HTTP Basic, or `Authorization: Bearer <key>` (OBS). */
 export function accessOf(req: IncomingMessage, url: URL): Omit<AccessRequest, 'action' | 'path'> {
   const out: Omit<AccessRequest, 'action' | 'path'> = { protocol: 'webrtc', ip: req.socket.remoteAddress ?? '' };
   const user = url.searchParams.get('user');
@@ -159,6 +159,8 @@ export function accessOf(req: IncomingMessage, url: URL): Omit<AccessRequest, 'a
   if (pass !== null) out.pass = pass;
   if (key !== null) out.key = key;
   const auth = req.headers.authorization;
+  // OBS's WHIP output sends its "Bearer Token" field this way: it is the stream key (as MediaMTX reads it)
+  if (auth !== undefined && /^Bearer /i.test(auth) && out.key === undefined) out.key = auth.slice(7).trim();
   if (auth?.startsWith('Basic ') && out.user === undefined) {
     const dec = Buffer.from(auth.slice(6), 'base64').toString();
     const i = dec.indexOf(':');

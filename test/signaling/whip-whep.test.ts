@@ -151,3 +151,17 @@ test('WHEP: a stream with B-frames is refused with 406 and the reason (Chromium 
   assert.match(await r.text(), /B-frames/);
   registry.removePublisher(pubSession);
 });
+
+test('accessOf: query credentials, Basic, and OBS-style Bearer token (the stream key)', async () => {
+  const { accessOf } = await import('../../src/signaling/whip-whep.js');
+  const req = (authorization?: string): Parameters<typeof accessOf>[0] =>
+    ({ headers: authorization ? { authorization } : {}, socket: { remoteAddress: '127.0.0.1' } }) as unknown as Parameters<typeof accessOf>[0];
+  const u = (q = ''): URL => new URL(`http://h/live/cam1/whip${q}`);
+  assert.equal(accessOf(req('Bearer s3cret'), u()).key, 's3cret');
+  assert.equal(accessOf(req('bearer  s3cret '), u()).key, 's3cret');
+  assert.equal(accessOf(req('Bearer other'), u('?key=fromquery')).key, 'fromquery', 'the query wins');
+  const basic = accessOf(req(`Basic ${Buffer.from('pub:pw').toString('base64')}`), u());
+  assert.deepEqual([basic.user, basic.pass, basic.key], ['pub', 'pw', undefined]);
+  const q = accessOf(req(), u('?user=a&pass=b'));
+  assert.deepEqual([q.user, q.pass], ['a', 'b']);
+});
