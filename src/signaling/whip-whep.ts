@@ -227,6 +227,38 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
   const egress = new WebrtcEgress(opts.registry, egressOpts);
   const clientIce = (): IceServer[] => iceServersFor(opts.iceServers, opts.turnSecret);
 
+  /** the ICE ufrag of each session's offer: a PATCH with another one is an ICE restart */
+  const remoteUfrags = new Map<string, string>();
+
+  /**
+   * PATCH on a session (RFC 9725 §4.3): trickle ICE fragments (RFC 8840) are accepted — this ICE-lite server learns
+   * the client's addresses from its checks, so candidates need no action (the werift engine is given them) — and
+   * an ICE restart (a new ice-ufrag) is answered 501: the client starts a new session instead.
+   */
+  const rememberUfrag = (id: string, offer: string): void => {
+    const ufrag = /^a=ice-ufrag:(\S+)/m.exec(offer)?.[1];
+    if (ufrag !== undefined) remoteUfrags.set(id, ufrag);
+    // ended sessions are forgotten in bulk: the map stays within twice the live sessions
+    if (remoteUfrags.size > 2 * (publishers.size + egress.sessions.size) + 64) {
+      for (const k of remoteUfrags.keys()) if (!publishers.has(k) && !egress.sessions.has(k)) remoteUfrags.delete(k);
+    }
+  };
+
+  const patch = async (req: IncomingMessage, res: ServerResponse, id: string, addCandidate?: (c: string) => Promise<void>): Promise<void> => {
+    const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (ct !== 'application/trickle-ice-sdpfrag') return send(res, 415, 'Content-Type must be application/trickle-ice-sdpfrag\n');
+    const ifMatch = req.headers['if-match'];
+    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== `"${id}"`) return send(res, 412, 'If-Match does not name this session\n');
+    const body = await readBody(req, MAX_OFFER_BYTES);
+    const ufrag = /^a=ice-ufrag:(\S+)/m.exec(body)?.[1];
+    const known = remoteUfrags.get(id);
+    if (ufrag !== undefined && known !== undefined && ufrag !== known) {
+      return send(res, 501, 'ICE restarts are not supported: start a new session\n');
+    }
+    if (addCandidate) for (const l of body.split(/\r?\n/)) if (l.startsWith('a=candidate:')) await addCandidate(l.slice(2));
+    send(res, 204, '');
+  };
+
   const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}): void => {
     res.writeHead(status, { ...CORS, 'Content-Type': 'text/plain; charset=utf-8', ...headers });
     res.end(body);
@@ -258,7 +290,11 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
         if (!mux) return send(res, 405, 'WHIP needs the lean WebRTC engine\n');
         const pub = await createPublisher(r.path, offer, accessOf(req, url));
         publishers.set(pub.id, pub);
-        pub.onClosed = () => publishers.delete(pub.id);
+        rememberUfrag(pub.id, offer);
+        pub.onClosed = () => {
+          publishers.delete(pub.id);
+          remoteUfrags.delete(pub.id);
+        };
         res.writeHead(201, {
           ...CORS,
           'Content-Type': 'application/sdp',
@@ -271,6 +307,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
         return;
       }
       const session: ViewerSession = await egress.createViewer(r.path, offer, accessOf(req, url));
+      rememberUfrag(session.id, offer);
       res.writeHead(201, {
         ...CORS,
         'Content-Type': 'application/sdp',
@@ -290,7 +327,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
         pub.close('DELETE by the client');
         return send(res, 200, '');
       }
-      if (method === 'PATCH') return send(res, 204, '');
+      if (method === 'PATCH') return patch(req, res, r.id);
       return send(res, 405, 'method not allowed\n', { Allow: 'PATCH, DELETE, OPTIONS' });
     }
     const session = egress.sessions.get(r.id);
@@ -299,12 +336,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
       session.close('DELETE by the client');
       return send(res, 200, '');
     }
-    if (method === 'PATCH') {
-      const body = await readBody(req, MAX_OFFER_BYTES);
-      const lines = body.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
-      for (const l of lines) await session.addRemoteCandidate(l.slice(2));
-      return send(res, 204, '');
-    }
+    if (method === 'PATCH') return patch(req, res, r.id, (c) => session.addRemoteCandidate(c));
     return send(res, 405, 'method not allowed\n', { Allow: 'PATCH, DELETE, OPTIONS' });
   };
 

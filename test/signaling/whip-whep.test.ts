@@ -107,6 +107,18 @@ test('WHEP HTTP: OPTIONS, 404 unknown path, 400 bad SDP, 406 no usable codec, 41
   viewer.peer.onRtcp!(Buffer.from(serializeRtcp([{ type: 'pli', senderSsrc: 1, mediaSsrc: 2 }])));
   assert.deepEqual(asked, ['webrtc viewer PLI/FIR']);
   assert.deepEqual(stream.keyframeRequests, { requested: 1, passedUp: 1, unserved: 0 });
+  // PATCH (RFC 9725 §4.3): trickle fragments accepted, an ICE restart refused with 501, wrong type 415, stale ETag 412
+  const ufrag = /^a=ice-ufrag:(\S+)/m.exec(offer)![1]!;
+  const patch = (body: string, headers: Record<string, string> = {}): Promise<Response> =>
+    fetch(`${base}${location}`, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', ...headers }, body });
+  const frag = (u: string): string => `a=ice-ufrag:${u}\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 10.0.0.9 50000 typ host\r\n`;
+  assert.equal((await patch(frag(ufrag), { 'If-Match': ok.headers.get('etag')! })).status, 204);
+  assert.equal((await patch(frag(ufrag))).status, 204, 'If-Match is optional for trickle');
+  const restart = await patch(frag('newufrag'), { 'If-Match': '*' });
+  assert.equal(restart.status, 501);
+  assert.match(await restart.text(), /ICE restarts are not supported/);
+  assert.equal((await patch(frag(ufrag), { 'Content-Type': 'application/sdp' })).status, 415);
+  assert.equal((await patch(frag(ufrag), { 'If-Match': '"not-this-one"' })).status, 412);
   const del = await fetch(`${base}${location}`, { method: 'DELETE' });
   assert.equal(del.status, 200);
   assert.equal(srv.egress.sessions.size, 0);
