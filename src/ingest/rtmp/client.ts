@@ -1,26 +1,21 @@
 /**
  * Pull source for `paths.<p>.source: rtmp://host[:port]/app/stream[?query]`: plays the stream from another
  * server (an origin, a camera, nginx-rtmp) and publishes it into the frame bus as a session of protocol
- * `source`. It reconnects with exponential backoff for as long as the registry keeps it running.
+ * `source`. It reconnects with exponential backoff for as long as the registry keeps it running (see
+ * {@link PullSource}).
  */
 import net from 'node:net';
-import { nanoid } from 'nanoid';
 import { StreamgateError, errorMessage } from '../../errors.js';
-import { log as rootLog, type Logger } from '../../log.js';
-import type { AccessRequest, SourceHandle } from '../../media/bus/registry.js';
-import { redactUrl } from '../../media/bus/registry.js';
-import type { Role, Session } from '../../media/bus/session.js';
-import type { Stream } from '../../media/bus/stream.js';
+import type { SourceHandle } from '../../media/bus/registry.js';
+import { PullSource, PULL_SOURCE_MAX_BACKOFF_MS, PULL_SOURCE_MIN_BACKOFF_MS, type PullSourceOptions, type PullSourcePaths } from '../pull-source.js';
 import { RTMP_DEFAULT_MAX_MESSAGE_LENGTH } from './chunk-stream.js';
 import { RtmpClientConnection, parseRtmpUrl, type RtmpClientAction, type RtmpClientTarget } from './client-session.js';
 import { RtmpToBus } from './to-bus.js';
 
-/** First pause before reconnecting: 1 s, so a restarting origin is picked up quickly. */
-export const RTMP_SOURCE_MIN_BACKOFF_MS = 1000;
-/** Longest pause between attempts: 30 s, so an origin that is down for long is not hammered. */
-export const RTMP_SOURCE_MAX_BACKOFF_MS = 30_000;
-/** How often the client's deadlines (connect, start, read timeout) are checked. */
-const DEADLINE_CHECK_MS = 1000;
+/** First pause before reconnecting (the pull-source default). */
+export const RTMP_SOURCE_MIN_BACKOFF_MS = PULL_SOURCE_MIN_BACKOFF_MS;
+/** Longest pause between attempts (the pull-source default). */
+export const RTMP_SOURCE_MAX_BACKOFF_MS = PULL_SOURCE_MAX_BACKOFF_MS;
 /**
  * Media held between Play.Start and the registry accepting the publisher (normally one microtask): twice the
  * largest message, so a keyframe plus its audio fits while a server flooding us before we publish cannot grow
@@ -29,23 +24,14 @@ const DEADLINE_CHECK_MS = 1000;
 const MAX_HELD_BYTES = 2 * RTMP_DEFAULT_MAX_MESSAGE_LENGTH;
 
 /** The registry as the pull source uses it (PathRegistry implements it; tests pass fakes). */
-export interface RtmpSourcePaths {
-  addSession(session: Session): void;
-  removeSession(session: Session, reason: string): void;
-  addPublisher(path: string, session: Session, req: Omit<AccessRequest, 'action' | 'path'>): Promise<Stream>;
-  removePublisher(session: Session): void;
-}
+export type RtmpSourcePaths = PullSourcePaths;
 
 /** Options of {@link startRtmpSource}; the defaults are the named constants. */
-export interface RtmpSourceOptions {
+export interface RtmpSourceOptions extends PullSourceOptions {
   /** close the connection when the server sends nothing for this long (default 10 s) */
   readTimeoutMs?: number;
   /** give up on a connection that has not started playing after this long (default 10 s) */
   startTimeoutMs?: number;
-  /** first pause before reconnecting, doubled after each failed attempt (default {@link RTMP_SOURCE_MIN_BACKOFF_MS}) */
-  minBackoffMs?: number;
-  /** longest pause between attempts (default {@link RTMP_SOURCE_MAX_BACKOFF_MS}) */
-  maxBackoffMs?: number;
 }
 
 /**
@@ -70,87 +56,23 @@ interface Attempt {
   done: boolean;
 }
 
-/** The pull source: a Session for the API, and the reconnect loop around {@link RtmpClientConnection}. */
-class RtmpSource implements Session {
-  readonly id = nanoid(12);
-  readonly protocol = 'source' as const;
-  role: Role = 'publisher';
-  state = 'idle';
-  readonly createdAt = Date.now();
-  bytesIn = 0;
-  bytesOut = 0;
-  readonly remoteAddr: string;
-
-  private readonly log: Logger;
-  private readonly target: RtmpClientTarget | null;
+/** The RTMP pull source: {@link RtmpClientConnection} on a socket, one per attempt, inside the {@link PullSource} loop. */
+class RtmpSource extends PullSource<RtmpClientTarget> {
   private attempt: Attempt | undefined;
-  private attempts = 0;
-  /** connections that got as far as publishing into the path */
-  private connects = 0;
-  private backoffMs: number;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private deadlineTimer: NodeJS.Timeout | undefined;
-  private lastError = '';
-  private stopped = false;
 
   constructor(
-    public path: string,
+    path: string,
     url: string,
-    private readonly registry: RtmpSourcePaths,
+    registry: RtmpSourcePaths,
     private readonly opts: RtmpSourceOptions,
   ) {
-    this.remoteAddr = url;
-    this.backoffMs = opts.minBackoffMs ?? RTMP_SOURCE_MIN_BACKOFF_MS;
-    this.log = rootLog.child({ session: this.id, protocol: 'source', path, source: redactUrl(url) });
-    let target: RtmpClientTarget | null = null;
-    try {
-      target = parseRtmpUrl(url);
-    } catch (err) {
-      this.lastError = errorMessage(err);
-      this.log.error({ err: this.lastError }, 'cannot pull this source');
-    }
-    this.target = target;
+    super({ ...opts, path, url, registry, remoteAddr: url, parseTarget: parseRtmpUrl });
   }
 
-  start(): void {
-    this.registry.addSession(this);
-    if (this.target === null) {
-      this.state = 'invalid';
-      return;
-    }
-    this.deadlineTimer = setInterval(() => this.tick(), DEADLINE_CHECK_MS);
-    this.deadlineTimer.unref();
-    this.connect();
-  }
-
-  /** handle.close(): stops for good. */
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    clearInterval(this.deadlineTimer);
-    this.teardown();
-    this.state = 'stopped';
-    this.registry.removeSession(this, 'source stopped');
-  }
-
-  /** Session.close (API kick, registry shutdown): drops the connection; the source reconnects unless stopped. */
-  close(reason: string): void {
-    if (this.stopped || !this.attempt) return;
-    this.disconnected(reason);
-  }
-
-  stats(): Record<string, unknown> {
-    return { connects: this.connects, attempts: this.attempts, lastError: this.lastError || null };
-  }
-
-  private connect(): void {
-    const target = this.target!;
-    this.attempts++;
-    this.state = 'connecting';
+  protected override connect(target: RtmpClientTarget): void {
     this.log.info({ attempt: this.attempts, host: target.host, port: target.port }, 'pull source connecting');
     const socket = net.connect({ host: target.host, port: target.port });
-    const a: Attempt = { socket, conn: new RtmpClientConnection(target, Date.now(), this.connOptions()), publishing: { state: 'no' }, done: false };
+    const a: Attempt = { socket, conn: new RtmpClientConnection(target, this.timers.now(), this.connOptions()), publishing: { state: 'no' }, done: false };
     this.attempt = a;
     socket.setNoDelay(true);
     socket.on('connect', () => {
@@ -161,7 +83,7 @@ class RtmpSource implements Session {
     socket.on('data', (chunk: Buffer) => {
       if (a.done) return;
       this.bytesIn += chunk.byteLength;
-      this.run(a, a.conn.push(chunk, Date.now()));
+      this.run(a, a.conn.push(chunk, this.timers.now()));
     });
     socket.on('error', (err) => {
       if (!a.done) this.disconnected(`socket error: ${err.message}`);
@@ -178,12 +100,15 @@ class RtmpSource implements Session {
     return o;
   }
 
-  private tick(): void {
+  protected override hasAttempt(): boolean {
+    return this.attempt !== undefined;
+  }
+
+  protected override tick(nowMs: number): void {
     const a = this.attempt;
     if (!a || a.done) return;
-    const now = Date.now();
     const d = a.conn.nextDeadline();
-    if (d !== null && now >= d) this.run(a, a.conn.tick(now));
+    if (d !== null && nowMs >= d) this.run(a, a.conn.tick(nowMs));
   }
 
   private run(a: Attempt, actions: RtmpClientAction[]): void {
@@ -249,11 +174,11 @@ class RtmpSource implements Session {
       return;
     }
     // a connection that got the stream going earns a quick reconnect next time
-    if (p.toBus.isStarted) this.backoffMs = this.opts.minBackoffMs ?? RTMP_SOURCE_MIN_BACKOFF_MS;
+    if (p.toBus.isStarted) this.resetBackoff();
   }
 
   /** Ends the current attempt (publisher detached) without scheduling anything. */
-  private teardown(): void {
+  protected override teardown(): void {
     const a = this.attempt;
     if (!a || a.done) return;
     a.done = true;
@@ -261,22 +186,5 @@ class RtmpSource implements Session {
     a.socket.destroy();
     if (a.publishing.state !== 'no') this.registry.removePublisher(this);
     a.publishing = { state: 'no' };
-  }
-
-  /** The current attempt failed or ended: detach, log, and try again after the backoff. */
-  private disconnected(reason: string, error?: StreamgateError): void {
-    this.teardown();
-    this.lastError = reason;
-    if (this.stopped) return;
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? RTMP_SOURCE_MAX_BACKOFF_MS);
-    this.state = 'waiting';
-    this.log.warn({ reason, code: error?.code, retryInMs: delay, attempt: this.attempts }, 'pull source disconnected: reconnecting');
-    clearTimeout(this.retryTimer);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      if (!this.stopped) this.connect();
-    }, delay);
-    this.retryTimer.unref();
   }
 }

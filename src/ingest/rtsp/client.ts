@@ -11,14 +11,10 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { nanoid } from 'nanoid';
 import { computeDigestResponse, parseAuthParams } from '../../auth.js';
 import { errorMessage, ParseError, ProtocolError, StreamgateError, UnsupportedError } from '../../errors.js';
-import { log as rootLog, type Logger } from '../../log.js';
-import type { AccessRequest, SourceHandle } from '../../media/bus/registry.js';
+import type { SourceHandle } from '../../media/bus/registry.js';
 import { redactUrl } from '../../media/bus/registry.js';
-import type { Role, Session } from '../../media/bus/session.js';
-import type { Stream } from '../../media/bus/stream.js';
 import { randomUint32 } from '../../media/rtp/packet.js';
 import { compoundReport, serializeRtcp } from '../../media/rtp/rtcp.js';
 import { controlUrl, parseSdp, type SessionDescription } from '../../signaling/sdp/description.js';
@@ -34,20 +30,19 @@ import {
   type RtspMessage,
   type RtspResponse,
 } from './message.js';
+import { PullSource, PULL_SOURCE_MAX_BACKOFF_MS, PULL_SOURCE_MIN_BACKOFF_MS, type PullSourceOptions, type PullSourcePaths } from '../pull-source.js';
 import { carriedMedia, RtspToBus } from './to-bus.js';
 
-/** First pause before reconnecting; doubled after every failed attempt. */
-export const RTSP_SOURCE_MIN_BACKOFF_MS = 1000;
-/** Longest pause between attempts, so a camera that is down is not hammered. */
-export const RTSP_SOURCE_MAX_BACKOFF_MS = 30_000;
+/** First pause before reconnecting; doubled after every failed attempt (the pull-source default). */
+export const RTSP_SOURCE_MIN_BACKOFF_MS = PULL_SOURCE_MIN_BACKOFF_MS;
+/** Longest pause between attempts, so a camera that is down is not hammered (the pull-source default). */
+export const RTSP_SOURCE_MAX_BACKOFF_MS = PULL_SOURCE_MAX_BACKOFF_MS;
 /** A request without answer for this long fails the attempt (cameras answer in well under a second). */
 export const RTSP_REQUEST_TIMEOUT_MS = 10_000;
 /** With `automatic`, PLAY over UDP that brings no packet within this long is retried over TCP (firewalls, NAT). */
 export const UDP_FALLBACK_MS = 3000;
 /** Receiver reports to the camera every 5 s (RFC 3550 §6.2 minimum); some cameras stop sending without them. */
 const RR_INTERVAL_MS = 5000;
-/** Deadline checks. */
-const TICK_MS = 1000;
 /** Default RTSP session timeout when the camera names none (RFC 2326 §12.37). */
 const DEFAULT_SESSION_TIMEOUT_SEC = 60;
 const USER_AGENT = 'streamgate';
@@ -56,20 +51,13 @@ const USER_AGENT = 'streamgate';
 export type RtspSourceTransport = 'automatic' | 'udp' | 'tcp';
 
 /** The registry as the pull source uses it (PathRegistry implements it). */
-export interface RtspSourcePaths {
-  addSession(session: Session): void;
-  removeSession(session: Session, reason: string): void;
-  addPublisher(path: string, session: Session, req: Omit<AccessRequest, 'action' | 'path'>): Promise<Stream>;
-  removePublisher(session: Session): void;
-}
+export type RtspSourcePaths = PullSourcePaths;
 
 /** Options of {@link startRtspSource}. */
-export interface RtspSourceOptions {
+export interface RtspSourceOptions extends PullSourceOptions {
   transport?: RtspSourceTransport;
   /** no media for this long closes the connection (default 10 s) */
   readTimeoutMs?: number;
-  minBackoffMs?: number;
-  maxBackoffMs?: number;
 }
 
 /**
@@ -91,8 +79,18 @@ export function rtspSourceStarter(opts: { transportOf?(path: string): RtspSource
   };
 }
 
+/** Where an RTSP pull source connects, from its URL. */
+export interface RtspSourceTarget {
+  /** the URL without credentials */
+  requestUrl: string;
+  host: string;
+  port: number;
+  user?: string;
+  pass?: string;
+}
+
 /** Credentials and the request URL of a source URL (credentials never go on the wire in the URL). */
-export function parseSourceUrl(url: string): { requestUrl: string; host: string; port: number; user?: string; pass?: string } {
+export function parseSourceUrl(url: string): RtspSourceTarget {
   let u: URL;
   try {
     u = new URL(url);
@@ -101,7 +99,7 @@ export function parseSourceUrl(url: string): { requestUrl: string; host: string;
   }
   if (u.protocol !== 'rtsp:') throw new UnsupportedError(`${u.protocol}// sources are not supported by the RTSP client`);
   if (!u.hostname) throw new ParseError('rtsp-url', 'no host');
-  const out: { requestUrl: string; host: string; port: number; user?: string; pass?: string } = {
+  const out: RtspSourceTarget = {
     requestUrl: '',
     host: u.hostname.replace(/^\[|\]$/g, ''),
     port: u.port ? Number(u.port) : 554,
@@ -149,6 +147,7 @@ export function authorizationFor(challenges: readonly string[], user: string, pa
 
 /** One connection attempt. */
 interface Attempt {
+  target: RtspSourceTarget;
   socket: net.Socket;
   parser: RtspParser;
   cseq: number;
@@ -171,79 +170,25 @@ interface Attempt {
   done: boolean;
 }
 
-/** The pull source: a Session for the API and the reconnect loop. */
-class RtspSource implements Session {
-  readonly id = nanoid(12);
-  readonly protocol = 'source' as const;
-  role: Role = 'publisher';
-  state = 'idle';
-  readonly createdAt = Date.now();
-  bytesIn = 0;
-  bytesOut = 0;
-  readonly remoteAddr: string;
-
-  private readonly log: Logger;
-  private readonly target: ReturnType<typeof parseSourceUrl> | null;
+/** The RTSP pull source: one TCP connection (plus a UDP pair) per attempt, inside the {@link PullSource} loop. */
+class RtspSource extends PullSource<RtspSourceTarget> {
   private transport: 'udp' | 'tcp';
   private readonly automatic: boolean;
   private attempt: Attempt | undefined;
-  private attempts = 0;
-  private connects = 0;
-  private backoffMs: number;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private tickTimer: NodeJS.Timeout | undefined;
-  private lastError = '';
   private keyframeRequestsSent = 0;
-  private stopped = false;
 
   constructor(
-    public path: string,
+    path: string,
     url: string,
-    private readonly registry: RtspSourcePaths,
+    registry: RtspSourcePaths,
     private readonly opts: RtspSourceOptions,
   ) {
-    this.remoteAddr = redactUrl(url);
-    this.log = rootLog.child({ session: this.id, protocol: 'source', path, source: redactUrl(url) });
-    this.backoffMs = opts.minBackoffMs ?? RTSP_SOURCE_MIN_BACKOFF_MS;
+    super({ ...opts, path, url, registry, remoteAddr: redactUrl(url), parseTarget: parseSourceUrl });
     this.automatic = (opts.transport ?? 'automatic') === 'automatic';
     this.transport = opts.transport === 'tcp' ? 'tcp' : 'udp';
-    let target: ReturnType<typeof parseSourceUrl> | null = null;
-    try {
-      target = parseSourceUrl(url);
-    } catch (err) {
-      this.lastError = errorMessage(err);
-      this.log.error({ err: this.lastError }, 'cannot pull this source');
-    }
-    this.target = target;
   }
 
-  start(): void {
-    this.registry.addSession(this);
-    if (!this.target) {
-      this.state = 'invalid';
-      return;
-    }
-    this.tickTimer = setInterval(() => this.tick(Date.now()), TICK_MS);
-    this.tickTimer.unref();
-    this.connect();
-  }
-
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    clearInterval(this.tickTimer);
-    this.teardown(true);
-    this.state = 'stopped';
-    this.registry.removeSession(this, 'source stopped');
-  }
-
-  close(reason: string): void {
-    if (this.stopped || !this.attempt) return;
-    this.failed(reason);
-  }
-
-  stats(): Record<string, unknown> {
+  override stats(): Record<string, unknown> {
     return {
       connects: this.connects,
       attempts: this.attempts,
@@ -254,12 +199,14 @@ class RtspSource implements Session {
     };
   }
 
-  private connect(): void {
-    const t = this.target as ReturnType<typeof parseSourceUrl>;
-    this.attempts++;
-    this.state = 'connecting';
+  protected override hasAttempt(): boolean {
+    return this.attempt !== undefined;
+  }
+
+  protected override connect(t: RtspSourceTarget): void {
     const socket = net.connect({ host: t.host, port: t.port });
     const a: Attempt = {
+      target: t,
       socket,
       parser: new RtspParser(),
       cseq: 0,
@@ -278,11 +225,11 @@ class RtspSource implements Session {
     this.attempt = a;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(a, chunk));
-    socket.on('error', (err) => a.done || this.failed(`socket error: ${err.message}`));
-    socket.on('close', () => a.done || this.failed('connection closed by the camera'));
+    socket.on('error', (err) => a.done || this.disconnected(`socket error: ${err.message}`));
+    socket.on('close', () => a.done || this.disconnected('connection closed by the camera'));
     socket.once('connect', () => {
       this.run(a).catch((err: unknown) => {
-        if (!a.done) this.failed(errorMessage(err), err);
+        if (!a.done) this.disconnected(errorMessage(err), err);
       });
     });
   }
@@ -294,10 +241,10 @@ class RtspSource implements Session {
     try {
       msgs = a.parser.push(chunk);
     } catch (err) {
-      this.failed(`bad data from the camera: ${errorMessage(err)}`, err);
+      this.disconnected(`bad data from the camera: ${errorMessage(err)}`, err);
       return;
     }
-    const now = Date.now();
+    const now = this.timers.now();
     for (const m of msgs) {
       if (a.done) return;
       if (m.kind === 'response') {
@@ -336,7 +283,7 @@ class RtspSource implements Session {
   private async request(a: Attempt, method: string, url: string, extra: [string, string][] = [], retried = false): Promise<RtspResponse> {
     const headers = new RtspHeaders([['CSeq', String(++a.cseq)], ['User-Agent', USER_AGENT], ...extra]);
     if (a.session) headers.set('Session', a.session);
-    const t = this.target as ReturnType<typeof parseSourceUrl>;
+    const t = a.target;
     if (a.auth && t.user !== undefined) {
       const value = authorizationFor(a.auth.challenges, t.user, t.pass ?? '', method, url);
       if (value) headers.set('Authorization', value);
@@ -362,7 +309,7 @@ class RtspSource implements Session {
 
   /** One attempt: DESCRIBE → SETUP → publish → PLAY; then media flows until something fails. */
   private async run(a: Attempt): Promise<void> {
-    const t = this.target as ReturnType<typeof parseSourceUrl>;
+    const t = a.target;
     this.state = 'describe';
     const options = await this.request(a, 'OPTIONS', t.requestUrl);
     if (options.status === 200 && /GET_PARAMETER/i.test(options.headers.get('public') ?? '')) a.keepaliveMethod = 'GET_PARAMETER';
@@ -391,14 +338,14 @@ class RtspSource implements Session {
     this.state = 'play';
     const play = await this.request(a, 'PLAY', controlUrl(base, desc.control), [['Range', 'npt=0.000-']]);
     this.expectOk(play, 'PLAY');
-    const now = Date.now();
+    const now = this.timers.now();
     a.playingSinceMs = now;
     a.lastMediaMs = now;
     a.nextKeepaliveMs = now + (a.timeoutSec * 1000) / 2;
     a.nextRrMs = now + RR_INTERVAL_MS;
     this.state = 'playing';
     this.connects++;
-    this.backoffMs = this.opts.minBackoffMs ?? RTSP_SOURCE_MIN_BACKOFF_MS;
+    this.resetBackoff();
     this.log.info({ transport: a.transport, media: [...a.media.keys()] }, 'pull source playing');
     // UDP: a first packet toward the camera's ports opens NAT/firewall state on our side
     if (a.udp) for (const [, info] of a.media) if (info.serverPorts) this.punch(a, info.serverPorts);
@@ -432,7 +379,7 @@ class RtspSource implements Session {
   }
 
   private async bindUdpPair(a: Attempt): Promise<{ rtp: dgram.Socket; rtcp: dgram.Socket }> {
-    const host = (this.target as ReturnType<typeof parseSourceUrl>).host;
+    const host = a.target.host;
     const type = net.isIPv6(host) ? 'udp6' : 'udp4';
     for (let i = 0; i < 20; i++) {
       const rtp = dgram.createSocket(type);
@@ -455,7 +402,7 @@ class RtspSource implements Session {
             const expected = info.serverPorts?.[isRtcp ? 1 : 0];
             // the camera's source port tells media apart; cameras that do not say (0) get the first media
             if (expected === rinfo.port || (expected === 0 && a.media.size === 1)) {
-              this.onMedia(a, index, isRtcp, new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), Date.now());
+              this.onMedia(a, index, isRtcp, new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), this.timers.now());
               return;
             }
           }
@@ -478,29 +425,29 @@ class RtspSource implements Session {
   }
 
   private punch(a: Attempt, ports: [number, number]): void {
-    const host = (this.target as ReturnType<typeof parseSourceUrl>).host;
+    const host = a.target.host;
     if (!a.udp || ports[0] === 0) return;
     const rr = serializeRtcp(compoundReport({ type: 'rr', ssrc: a.rrSsrc, reports: [] }, `streamgate-${this.id}`));
     a.udp.rtcp.send(rr, ports[1], host);
   }
 
-  private tick(now: number): void {
+  protected override tick(now: number): void {
     const a = this.attempt;
     if (!a || a.done || this.state !== 'playing') return;
     a.toBus?.tick(now);
     const readTimeout = this.opts.readTimeoutMs ?? 10_000;
     if (a.transport === 'udp' && this.automatic && a.lastMediaMs === a.playingSinceMs && now - a.playingSinceMs > UDP_FALLBACK_MS) {
       this.transport = 'tcp';
-      this.failed(`no UDP packet within ${UDP_FALLBACK_MS} ms: retrying over TCP`);
+      this.disconnected(`no UDP packet within ${UDP_FALLBACK_MS} ms: retrying over TCP`);
       return;
     }
     if (now - a.lastMediaMs > readTimeout) {
-      this.failed(`no media for ${readTimeout} ms`);
+      this.disconnected(`no media for ${readTimeout} ms`);
       return;
     }
     if (now >= a.nextKeepaliveMs) {
       a.nextKeepaliveMs = now + (a.timeoutSec * 1000) / 2;
-      const t = this.target as ReturnType<typeof parseSourceUrl>;
+      const t = a.target;
       // answers are matched by CSeq and not awaited: a late keepalive answer is harmless
       const headers = new RtspHeaders([['CSeq', String(++a.cseq)], ['User-Agent', USER_AGENT]]);
       if (a.session) headers.set('Session', a.session);
@@ -526,7 +473,7 @@ class RtspSource implements Session {
       return true;
     }
     if (info?.serverPorts && a.udp && info.serverPorts[1] !== 0) {
-      a.udp.rtcp.send(bytes, info.serverPorts[1], (this.target as ReturnType<typeof parseSourceUrl>).host);
+      a.udp.rtcp.send(bytes, info.serverPorts[1], a.target.host);
       this.bytesOut += bytes.length;
       return true;
     }
@@ -547,26 +494,11 @@ class RtspSource implements Session {
     this.log.debug({ reason, sent }, 'keyframe requested from the camera');
   }
 
-  private failed(reason: string, err?: unknown): void {
-    this.lastError = reason;
-    if (err !== undefined && !(err instanceof StreamgateError)) this.log.error({ err: errorMessage(err) }, 'pull source failed');
-    else this.log.warn({ reason }, 'pull source disconnected');
-    this.teardown(false);
-    if (this.stopped) return;
-    this.state = 'waiting';
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, this.opts.maxBackoffMs ?? RTSP_SOURCE_MAX_BACKOFF_MS);
-    this.retryTimer = setTimeout(() => {
-      if (!this.stopped) this.connect();
-    }, delay);
-    this.retryTimer.unref();
-  }
-
-  private teardown(polite: boolean): void {
+  protected override teardown(polite: boolean): void {
     const a = this.attempt;
     if (!a || a.done) return;
     if (polite && a.session && this.state === 'playing') {
-      const t = this.target as ReturnType<typeof parseSourceUrl>;
+      const t = a.target;
       const headers = new RtspHeaders([['CSeq', String(++a.cseq)], ['User-Agent', USER_AGENT], ['Session', a.session]]);
       this.write(a, serializeRequest({ method: 'TEARDOWN', url: t.requestUrl, headers }));
     }
