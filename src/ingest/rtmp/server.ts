@@ -6,15 +6,10 @@ import type { FrameSink, Reader } from '../../media/bus/reader.js';
 import type { AccessRequest } from '../../media/bus/registry.js';
 import type { Role, Session } from '../../media/bus/session.js';
 import type { Stream } from '../../media/bus/stream.js';
+import { startTcpListener } from '../tcp-listener.js';
 import { serializeMessage, type RtmpOutMessage } from './chunk-stream.js';
 import { RtmpServerConnection, type RtmpAction, type RtmpStreamRequest } from './session.js';
 import { RtmpToBus } from './to-bus.js';
-
-/**
- * A connection that never completes the handshake, or a publisher that stops sending, is closed after the read
- * timeout (config `readTimeout`, default 10 s); this is how often deadlines are checked.
- */
-const DEADLINE_CHECK_MS = 1000;
 
 /** The registry as the RTMP server uses it (PathRegistry implements it; tests pass fakes). */
 export interface RtmpPaths {
@@ -61,36 +56,13 @@ export interface RtmpServer {
   close(): Promise<void>;
 }
 
-/** Starts the RTMP listener (publish and play on one port). */
+/**
+ * Starts the RTMP listener (publish and play on one port). A connection that never completes the handshake, or a
+ * publisher that stops sending, is closed after the read timeout (config `readTimeout`, default 10 s), checked
+ * every second.
+ */
 export async function startRtmpServer(opts: RtmpServerOptions): Promise<RtmpServer> {
-  const connections = new Set<RtmpConnection>();
-  const server = net.createServer((socket) => {
-    const c = new RtmpConnection(socket, opts);
-    connections.add(c);
-    socket.once('close', () => connections.delete(c));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const timer = setInterval(() => {
-    const now = Date.now();
-    for (const c of connections) c.tick(now);
-  }, DEADLINE_CHECK_MS);
-  timer.unref();
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        clearInterval(timer);
-        for (const c of connections) c.close('server shutting down');
-        server.close(() => resolve());
-      }),
-  };
+  return startTcpListener({ port: opts.port, host: opts.host, accept: (socket) => new RtmpConnection(socket, opts) });
 }
 
 /**

@@ -17,6 +17,7 @@ import type { Role, Session } from '../../media/bus/session.js';
 import type { Stream } from '../../media/bus/stream.js';
 import { compoundReport, serializeRtcp } from '../../media/rtp/rtcp.js';
 import { randomUint32 } from '../../media/rtp/packet.js';
+import { startTcpListener, type TcpListener } from '../tcp-listener.js';
 import { interleavedHeader, RtspHeaders, RtspParser, serializeResponse, type RtspMessage } from './message.js';
 import {
   RtspServerSession,
@@ -27,8 +28,6 @@ import {
 } from './session.js';
 import { RtspToBus } from './to-bus.js';
 
-/** How often deadlines (session timeouts, held frames, receiver reports) are checked. */
-const TICK_MS = 1000;
 /** Receiver reports to publishers every 5 s: RFC 3550 §6.2's recommended minimum interval. */
 const RR_INTERVAL_MS = 5000;
 /**
@@ -168,46 +167,34 @@ export async function startRtspServer(opts: RtspServerOptions): Promise<RtspServ
     }
     udp = new UdpPair(rtp, rtcp);
   }
-  const connections = new Set<RtspConnection>();
-  const server = net.createServer((socket) => {
-    const c = new RtspConnection(socket, opts, udp);
-    connections.add(c);
-    socket.once('close', () => connections.delete(c));
-  });
+  // deadlines (session timeouts, held frames, receiver reports) are checked every second
+  let listener: TcpListener<RtspConnection>;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.port, opts.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
+    listener = await startTcpListener({
+      port: opts.port,
+      host: opts.host,
+      accept: (socket) => new RtspConnection(socket, opts, udp),
     });
   } catch (err) {
     udp?.rtp.close();
     udp?.rtcp.close();
     throw err;
   }
-  const timer = setInterval(() => {
-    const now = Date.now();
-    for (const c of connections) c.tick(now);
-  }, TICK_MS);
-  timer.unref();
   return {
-    port: (server.address() as net.AddressInfo).port,
+    port: listener.port,
     rtpPort: udp ? (udp.rtp.address() as net.AddressInfo).port : 0,
     rtcpPort: udp ? (udp.rtcp.address() as net.AddressInfo).port : 0,
-    connections,
+    connections: listener.connections,
     get unknownUdpPackets() {
       return udp?.unknown ?? 0;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        clearInterval(timer);
-        for (const c of connections) c.close('server shutting down');
-        udp?.rtp.close();
-        udp?.rtcp.close();
-        server.close(() => resolve());
-      }),
+    close: () => {
+      // connections first (they unregister their UDP routes), then the UDP pair, in the same turn as the TCP server
+      const closed = listener.close();
+      udp?.rtp.close();
+      udp?.rtcp.close();
+      return closed;
+    },
   };
 }
 
