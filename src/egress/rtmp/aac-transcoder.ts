@@ -4,16 +4,18 @@
  * the path: fed Ogg/Opus on stdin, it writes ADTS AAC on stdout, which is split into AAC frames here. Each frame's
  * timestamp is mapped back from the Opus packets that went in (`OpusToAacTimeline`), so audio keeps the path's
  * timeline and lip sync holds even when the input has gaps (DTX). The frames carry their own AAC `Track`, so the
- * RTMP sink sends them through its usual sequence-header and tag path.
+ * RTMP sink sends them through its usual sequence-header and tag path. The child, its feeding and its subscribers
+ * are `FfmpegTranscoder`'s; the pool is `SharedTranscoders`.
  */
-import { ffmpegInstalled } from '../ffmpeg.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { ffmpegInstalledOrWarn } from '../ffmpeg.js';
+import { FfmpegTranscoder, ffmpegPipeArgs } from '../transcode/ffmpeg-transcoder.js';
+import { SampleTimeline } from '../transcode/sample-timeline.js';
+import { SharedTranscoders } from '../transcode/shared-transcoders.js';
 import { LimitError, ParseError } from '../../errors.js';
-import { log, RateLimitedLog } from '../../log.js';
 import { ADTS_HEADER_LENGTH, parseAdts, serializeAudioSpecificConfig } from '../../media/codecs/aac.js';
 import { makeFrame, type Frame } from '../../media/bus/frame.js';
 import { Track } from '../../media/bus/track.js';
-import { AAC_FRAME_SAMPLES, OPUS_CLOCK_RATE, TRANSCODER_MAX_PENDING_BYTES, opusPacketSamples } from '../webrtc/opus-transcoder.js';
+import { AAC_FRAME_SAMPLES, OPUS_CLOCK_RATE, opusPacketSamples } from '../webrtc/opus-transcoder.js';
 
 /**
  * Opus packets remembered for the timestamp mapping: 1024 packets ≈ 20 s of 20 ms packets, far more than
@@ -46,44 +48,9 @@ export const ADTS_MAX_FRAME = 0x1fff;
  * of 48 kHz) is remembered. An AAC frame starting at output sample `p` starts at input sample `q = p − delay`,
  * inside packet `k`, so its timestamp is `dts_k + q − pos_k`.
  */
-export class OpusToAacTimeline {
-  private readonly dts: number[] = [];
-  private readonly pos: number[] = [];
-  private fedSamples = 0;
-
-  /** Records the next Opus packet written to the decoder. */
-  push(dts: number, samples: number): void {
-    this.dts.push(dts);
-    this.pos.push(this.fedSamples);
-    this.fedSamples += samples;
-    if (this.dts.length > OPUS_TIMELINE_MAX_PACKETS) {
-      this.dts.shift();
-      this.pos.shift();
-    }
-  }
-
-  /** Decoded samples fed so far. */
-  get samples(): number {
-    return this.fedSamples;
-  }
-
-  /**
-   * Timestamp (48 kHz ticks) of input sample `q`, or null when the packet it came from is no longer remembered
-   * or nothing was fed. Samples before the first packet (encoder priming) and past the last extrapolate.
-   */
-  map(q: number): number | null {
-    const n = this.pos.length;
-    if (n === 0) return null;
-    if (q < this.pos[0]!) return this.pos[0] === 0 ? this.dts[0]! + q : null;
-    // binary search: the last packet starting at or before q
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.pos[mid]! <= q) lo = mid;
-      else hi = mid - 1;
-    }
-    return this.dts[lo]! + (q - this.pos[lo]!);
+export class OpusToAacTimeline extends SampleTimeline {
+  constructor() {
+    super(OPUS_TIMELINE_MAX_PACKETS);
   }
 }
 
@@ -184,16 +151,9 @@ export class AdtsReader {
   }
 }
 
-let warnedMissing = false;
-
-/** True when an `ffmpeg` binary can be run (checked once per process; logs once when it cannot). */
+/** True when an `ffmpeg` binary can be run (checked once per process; logs once what RTMP readers lose without). */
 export function ffmpegForRtmpAudio(): boolean {
-  const ok = ffmpegInstalled();
-  if (!ok && !warnedMissing) {
-    warnedMissing = true;
-    log.warn('ffmpeg is not installed: RTMP readers of streams with Opus audio (WHIP) get video only (install ffmpeg to transcode it to AAC)');
-  }
-  return ok;
+  return ffmpegInstalledOrWarn('ffmpeg is not installed: RTMP readers of streams with Opus audio (WHIP) get video only (install ffmpeg to transcode it to AAC)');
 }
 
 /** Receives the transcoder's AAC frames (the same Frame object for every subscriber). */
@@ -202,134 +162,68 @@ export type AacSink = (frame: Frame) => void;
 /** AAC bitrate for transcoded audio: transparent for speech and music in stereo at 48 kHz. */
 const AAC_BITRATE = '128k';
 
+/** ffmpeg's arguments: Ogg/Opus in, 48 kHz AAC-LC with `channels` channels out as ADTS. */
+export function aacTranscoderArgs(channels: number): string[] {
+  return ffmpegPipeArgs('ogg', ['-vn', '-c:a', 'aac', '-b:a', AAC_BITRATE, '-ar', String(OPUS_CLOCK_RATE), '-ac', String(channels)], 'adts');
+}
+
 /**
  * One ffmpeg Opus→AAC child for one Opus track. Frames are fed by every RTMP reader of the path; each is written
  * once (de-duplicated by dts: all readers receive the same frames in the same order). Output frames, on
- * {@link AacTranscoder.track}, go to every subscriber.
+ * {@link AacTranscoder.track}, go to every subscriber. It stops by itself after {@link TRANSCODER_IDLE_MS}
+ * without input.
  */
-export class AacTranscoder {
+export class AacTranscoder extends FfmpegTranscoder<Parameters<AacSink>> {
   /** the AAC track of the output frames; its config is set from the first ADTS header */
   readonly track: Track;
-  private child: ChildProcess | undefined;
   private readonly timeline = new OpusToAacTimeline();
   private readonly adts = new AdtsReader();
-  private readonly sinks = new Set<AacSink>();
-  private lastDts = -Infinity;
-  private closed = false;
   private headerWritten = false;
   private pageSeq = 0;
   private outSamples = 0;
   private lastOutDts = -Infinity;
   private readonly channels: number;
-  private readonly warn = new RateLimitedLog(log);
-  framesIn = 0;
-  framesOut = 0;
-  framesDropped = 0;
-  private lastFeedMs = performance.now();
-  private readonly watchdog: NodeJS.Timeout;
-  /** called once when the transcoder stops (the pool forgets it) */
-  onStop: (() => void) | undefined;
 
   constructor(
-    readonly path: string,
-    readonly input: Track,
+    path: string,
+    input: Track,
     /** id the output track gets: one no track of the stream uses, so readers keep per-track state apart */
     trackId: number,
   ) {
-    this.channels = Math.min(Math.max(input.channels ?? 2, 1), 2);
-    this.track = new Track({ codec: 'aac', clockRate: OPUS_CLOCK_RATE, sampleRate: OPUS_CLOCK_RATE, channels: this.channels });
+    const channels = Math.min(Math.max(input.channels ?? 2, 1), 2);
+    super({ path, input, name: 'aac transcoder', readers: 'RTMP readers', inputCodec: 'Opus', args: aacTranscoderArgs(channels), idleMs: TRANSCODER_IDLE_MS });
+    this.channels = channels;
+    this.track = new Track({ codec: 'aac', clockRate: OPUS_CLOCK_RATE, sampleRate: OPUS_CLOCK_RATE, channels });
     this.track.id = trackId;
-    const args = [
-      '-hide_banner', '-loglevel', 'error', '-nostdin',
-      // read packets as they come: no probing delay, no input buffering
-      '-fflags', '+nobuffer', '-probesize', '32', '-analyzeduration', '0',
-      '-f', 'ogg', '-i', 'pipe:0',
-      '-vn', '-c:a', 'aac', '-b:a', AAC_BITRATE, '-ar', String(OPUS_CLOCK_RATE), '-ac', String(this.channels),
-      '-f', 'adts', '-flush_packets', '1', 'pipe:1',
-    ];
-    const child = spawn('ffmpeg', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child = child;
-    child.on('error', (err) => {
-      log.warn({ path, err: err.message }, 'aac transcoder: cannot run ffmpeg; RTMP readers get no audio');
-      this.stop();
-    });
-    child.stdin!.on('error', () => undefined); // EPIPE when ffmpeg exits first; 'exit' reports it
-    child.stdout!.on('data', (chunk: Buffer) => this.onOutput(chunk));
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      if (stderr.length < 2000) stderr += d.toString();
-    });
-    child.on('exit', (code, signal) => {
-      if (!this.closed) log.warn({ path, code, signal, stderr: stderr.trim() || undefined }, 'aac transcoder: ffmpeg exited; RTMP readers get no audio');
-      this.child = undefined;
-    });
-    this.watchdog = setInterval(() => {
-      if (performance.now() - this.lastFeedMs > TRANSCODER_IDLE_MS) {
-        log.info({ path }, 'aac transcoder idle: stopping it');
-        this.stop();
-      }
-    }, 1000).unref();
-    log.info({ path, pid: child.pid }, 'aac transcoder started');
   }
 
-  /** Adds a receiver of AAC frames. */
-  subscribe(sink: AacSink): void {
-    this.sinks.add(sink);
-  }
-
-  /** Removes a receiver. */
-  unsubscribe(sink: AacSink): void {
-    this.sinks.delete(sink);
-  }
-
-  /** Receivers subscribed. */
-  get subscribers(): number {
-    return this.sinks.size;
-  }
-
-  /** Feeds one Opus frame (once: frames already fed, by dts, are skipped). */
-  feed(frame: Frame): void {
-    if (this.closed || frame.track !== this.input) return;
-    this.lastFeedMs = performance.now();
-    if (frame.dts <= this.lastDts) return;
-    this.lastDts = frame.dts;
-    const stdin = this.child?.stdin;
-    if (!stdin || stdin.destroyed) return;
-    if (stdin.writableLength > TRANSCODER_MAX_PENDING_BYTES) {
-      this.framesDropped++;
-      this.warn.warn({ path: this.path, pending: stdin.writableLength }, 'aac transcoder is behind: dropping Opus frames');
-      return;
-    }
+  /** Wraps one Opus packet in an Ogg page (after OpusHead and OpusTags, before the first). */
+  protected override encode(frame: Frame): Uint8Array[] | null {
     const packet = frame.au[0];
-    if (!packet || packet.byteLength === 0 || packet.byteLength > OGG_MAX_PACKET) return;
+    if (!packet || packet.byteLength === 0 || packet.byteLength > OGG_MAX_PACKET) return null;
     const samples = opusPacketSamples(packet);
-    if (samples === 0) return;
+    if (samples === 0) return null;
     const serial = 0x5347; // any constant: one logical stream
+    const pages: Uint8Array[] = [];
     if (!this.headerWritten) {
       this.headerWritten = true;
-      stdin.write(oggPage(opusHead(this.channels), 0n, serial, this.pageSeq++, 0x02));
-      stdin.write(oggPage(opusTags(), 0n, serial, this.pageSeq++, 0));
+      pages.push(oggPage(opusHead(this.channels), 0n, serial, this.pageSeq++, 0x02), oggPage(opusTags(), 0n, serial, this.pageSeq++, 0));
     }
     // a gap in the input (DTX, loss) is not filled: the decoder's output stays contiguous and the timeline
     // mapping puts each AAC frame back at the dts of the packet it came from
     this.timeline.push(frame.dts, samples);
-    this.framesIn++;
-    stdin.write(oggPage(packet, BigInt(this.timeline.samples), serial, this.pageSeq++, 0));
+    pages.push(oggPage(packet, BigInt(this.timeline.samples), serial, this.pageSeq++, 0));
+    return pages;
   }
 
-  private onOutput(chunk: Buffer): void {
-    let frames: ReturnType<AdtsReader['push']>;
-    try {
-      frames = this.adts.push(chunk);
-    } catch (err) {
-      log.warn({ path: this.path, err: (err as Error).message }, 'aac transcoder: bad output from ffmpeg; stopping it');
-      this.stop();
-      return;
-    }
-    for (const f of frames) {
+  /** ADTS frames → frames on {@link AacTranscoder.track} at the dts they map back to. */
+  protected override decode(chunk: Uint8Array): Parameters<AacSink>[] {
+    const out: Parameters<AacSink>[] = [];
+    for (const f of this.adts.push(chunk)) {
       const start = this.outSamples - AAC_ENCODER_DELAY;
       this.outSamples += AAC_FRAME_SAMPLES;
-      if (this.framesOut === 0 || this.track.config === undefined) {
+      // (re)set the config until a frame went out (the first ADTS header gives it)
+      if (this.lastOutDts === -Infinity || this.track.config === undefined) {
         const asc = serializeAudioSpecificConfig({ objectType: f.objectType, sampleRateIndex: f.sampleRateIndex, channelConfig: f.channelConfig });
         this.track.setAudioConfig(asc, f.sampleRate, f.channels);
       }
@@ -337,74 +231,22 @@ export class AacTranscoder {
       // the priming frame maps before the first input; players need timestamps that never go back
       if (dts === null || dts < 0 || dts <= this.lastOutDts) continue;
       this.lastOutDts = dts;
-      this.framesOut++;
-      const frame = makeFrame(this.track, dts, dts, true, [f.payload]);
-      for (const s of this.sinks) s(frame);
+      out.push([makeFrame(this.track, dts, dts, true, [f.payload])]);
     }
-  }
-
-  /** Stops the child. Idempotent. */
-  stop(): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearInterval(this.watchdog);
-    this.sinks.clear();
-    this.onStop?.();
-    const child = this.child;
-    this.child = undefined;
-    if (child) {
-      child.stdin?.end();
-      child.kill('SIGKILL');
-      log.info({ path: this.path, framesIn: this.framesIn, framesOut: this.framesOut }, 'aac transcoder stopped');
-    }
-  }
-
-  /** True while the child runs. */
-  get running(): boolean {
-    return !this.closed && this.child !== undefined;
+    return out;
   }
 }
 
 /** Reference-counted AAC transcoders, one per path. */
-export class AacTranscoderPool {
-  private readonly byPath = new Map<string, AacTranscoder>();
-
+export class AacTranscoderPool extends SharedTranscoders<Parameters<AacSink>, AacTranscoder> {
   /** Subscribes `sink` to the path's transcoder for `input`, starting it on first use. */
   acquire(path: string, input: Track, trackId: number, sink: AacSink): AacTranscoder {
-    let t = this.byPath.get(path);
-    if (t && (!t.running || t.input !== input)) {
-      t.stop();
-      t = undefined;
-    }
-    if (!t) {
-      const started = new AacTranscoder(path, input, trackId);
-      started.onStop = () => {
-        if (this.byPath.get(path) === started) this.byPath.delete(path);
-      };
-      this.byPath.set(path, started);
-      t = started;
-    }
-    t.subscribe(sink);
-    return t;
+    return this.subscribe(path, input, sink, () => new AacTranscoder(path, input, trackId));
   }
 
   /** Unsubscribes; the transcoder stops with its last subscriber. */
   release(path: string, sink: AacSink): void {
-    const t = this.byPath.get(path);
-    if (!t) return;
-    t.unsubscribe(sink);
-    if (t.subscribers === 0) t.stop();
-  }
-
-  /** Transcoders running. */
-  get size(): number {
-    return this.byPath.size;
-  }
-
-  /** Stops every transcoder. */
-  closeAll(): void {
-    for (const t of [...this.byPath.values()]) t.stop();
-    this.byPath.clear();
+    this.unsubscribe(path, sink);
   }
 }
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { AacTranscoderPool, AdtsReader, OpusToAacTimeline, oggPage, opusHead } from '../../../src/egress/rtmp/aac-transcoder.js';
+import { aacTranscoderArgs, AacTranscoderPool, AdtsReader, OpusToAacTimeline, oggPage, opusHead } from '../../../src/egress/rtmp/aac-transcoder.js';
 import { OggReader, opusPacketSamples } from '../../../src/egress/webrtc/opus-transcoder.js';
 import { makeFrame, type Frame } from '../../../src/media/bus/frame.js';
 import { Track } from '../../../src/media/bus/track.js';
@@ -29,6 +29,17 @@ test('timeline maps output samples back to packet dts across a gap', () => {
   assert.equal(t.map(1920), 10_000);
   assert.equal(t.map(2000), 10_080);
   assert.equal(t.map(-1024), 1000 - 1024); // priming extrapolates before the first packet
+});
+
+test('ffmpeg arguments: Ogg/Opus in, 48 kHz AAC at 128 kbit/s with the input\'s channels out as ADTS, flushed', () => {
+  for (const channels of [1, 2]) {
+    assert.deepEqual(aacTranscoderArgs(channels), [
+      '-hide_banner', '-loglevel', 'error', '-nostdin', '-fflags', '+nobuffer', '-probesize', '32', '-analyzeduration', '0',
+      '-f', 'ogg', '-i', 'pipe:0',
+      '-vn', '-c:a', 'aac', '-b:a', '128k', '-ar', '48000', '-ac', String(channels),
+      '-f', 'adts', '-flush_packets', '1', 'pipe:1',
+    ]);
+  }
 });
 
 test('ogg page round-trips through the Ogg reader', () => {
