@@ -10,19 +10,13 @@
  *
  * AAC → Opus uses the WebRTC transcoder (egress/webrtc/opus-transcoder.ts) through the same pool.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { ParseError } from '../../errors.js';
-import { log, RateLimitedLog } from '../../log.js';
+import { ffmpegInstalledOrWarn } from '../ffmpeg.js';
+import { AdtsInput } from '../transcode/adts-input.js';
+import { FfmpegTranscoder, ffmpegPipeArgs } from '../transcode/ffmpeg-transcoder.js';
+import { SharedTranscoders } from '../transcode/shared-transcoders.js';
 import type { Frame } from '../../media/bus/frame.js';
 import type { Track } from '../../media/bus/track.js';
-import { adtsHeader, parseAudioSpecificConfig, type AudioSpecificConfig } from '../../media/codecs/aac.js';
-import {
-  AacToOpusTimeline,
-  ffmpegAvailable,
-  OPUS_CLOCK_RATE,
-  OpusTranscoder,
-  TRANSCODER_MAX_PENDING_BYTES,
-} from '../webrtc/opus-transcoder.js';
+import { AacToOpusTimeline, ffmpegAvailable, OPUS_CLOCK_RATE, OpusTranscoder } from '../webrtc/opus-transcoder.js';
 
 /** G.711 sample rate (ITU-T G.711; RFC 3551 §4.5.14). */
 export const G711_SAMPLE_RATE = 8000;
@@ -86,207 +80,70 @@ export class G711Packetizer {
   }
 }
 
+/** ffmpeg's arguments: ADTS in, raw 8 kHz mono G.711 out (one byte per sample, written as each frame is encoded). */
+export function g711TranscoderArgs(law: G711Law): string[] {
+  const [codec, format] = law === 'pcmu' ? ['pcm_mulaw', 'mulaw'] : ['pcm_alaw', 'alaw'];
+  return ffmpegPipeArgs('aac', ['-vn', '-ac', '1', '-ar', String(G711_SAMPLE_RATE), '-c:a', codec], format);
+}
+
 /** One ffmpeg AAC → G.711 child for one AAC track of one path. */
-export class G711Transcoder {
-  private child: ChildProcess | undefined;
-  private readonly timeline: AacToOpusTimeline;
+export class G711Transcoder extends FfmpegTranscoder<Parameters<AudioPacketSink>> {
+  private readonly adts: AdtsInput;
   private readonly packetizer: G711Packetizer;
-  private readonly sinks = new Set<AudioPacketSink>();
-  private lastDts = -Infinity;
-  private closed = false;
-  private readonly warn = new RateLimitedLog(log);
-  private asc: AudioSpecificConfig | undefined;
-  private ascVersion = -1;
-  framesIn = 0;
-  packetsOut = 0;
-  framesDropped = 0;
 
   constructor(
-    readonly path: string,
+    path: string,
+    /** the AAC track transcoded */
     readonly track: Track,
     readonly law: G711Law,
   ) {
-    const sr = track.sampleRate ?? track.clockRate;
-    this.timeline = new AacToOpusTimeline(sr);
-    this.packetizer = new G711Packetizer(this.timeline);
-    const [codec, format] = law === 'pcmu' ? ['pcm_mulaw', 'mulaw'] : ['pcm_alaw', 'alaw'];
-    const args = [
-      '-hide_banner', '-loglevel', 'error', '-nostdin',
-      // read frames as they come: no probing delay, no input buffering
-      '-fflags', '+nobuffer', '-probesize', '32', '-analyzeduration', '0',
-      '-f', 'aac', '-i', 'pipe:0',
-      '-vn', '-ac', '1', '-ar', String(G711_SAMPLE_RATE), '-c:a', codec,
-      // raw samples, written as soon as each frame is encoded
-      '-f', format, '-flush_packets', '1', 'pipe:1',
-    ];
-    const child = spawn('ffmpeg', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child = child;
-    child.on('error', (err) => {
-      log.warn({ path, law, err: err.message }, 'G.711 transcoder: cannot run ffmpeg; SIP readers get no audio');
-      this.stop();
-    });
-    child.stdin!.on('error', () => undefined); // EPIPE when ffmpeg exits first; 'exit' reports it
-    child.stdout!.on('data', (chunk: Buffer) => this.onOutput(chunk));
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      if (stderr.length < 2000) stderr += d.toString();
-    });
-    child.on('exit', (code, signal) => {
-      if (!this.closed) log.warn({ path, law, code, signal, stderr: stderr.trim() || undefined }, 'G.711 transcoder: ffmpeg exited; SIP readers get no audio');
-      this.child = undefined;
-    });
-    log.info({ path, law, pid: child.pid, sampleRate: sr }, 'G.711 transcoder started');
+    const sampleRate = track.sampleRate ?? track.clockRate;
+    super({ path, input: track, name: 'G.711 transcoder', readers: 'SIP readers', inputCodec: 'AAC', args: g711TranscoderArgs(law), logFields: { law, sampleRate } });
+    const timeline = new AacToOpusTimeline(sampleRate);
+    this.adts = new AdtsInput(track, timeline);
+    this.packetizer = new G711Packetizer(timeline);
   }
 
-  subscribe(sink: AudioPacketSink): void {
-    this.sinks.add(sink);
+  protected override encode(frame: Frame): Uint8Array[] | null {
+    return this.adts.encode(frame);
   }
 
-  unsubscribe(sink: AudioPacketSink): void {
-    this.sinks.delete(sink);
+  protected override decode(chunk: Uint8Array): Parameters<AudioPacketSink>[] {
+    return this.packetizer.push(chunk).map((p) => [p.data, p.timestamp]);
   }
-
-  get subscribers(): number {
-    return this.sinks.size;
-  }
-
-  get running(): boolean {
-    return !this.closed && this.child !== undefined;
-  }
-
-  /** Feeds one AAC frame (once: frames already fed, by dts, are skipped). */
-  feed(frame: Frame): void {
-    if (this.closed || frame.track !== this.track || frame.dts <= this.lastDts) return;
-    this.lastDts = frame.dts;
-    const stdin = this.child?.stdin;
-    if (!stdin || stdin.destroyed) return;
-    if (stdin.writableLength > TRANSCODER_MAX_PENDING_BYTES) {
-      this.framesDropped++;
-      this.warn.warn({ path: this.path, law: this.law, pending: stdin.writableLength }, 'G.711 transcoder is behind: dropping AAC frames');
-      return;
-    }
-    const raw = frame.au[0];
-    if (!raw) return;
-    let header: Uint8Array;
-    try {
-      header = adtsHeader(this.config(), raw.byteLength);
-    } catch (err) {
-      log.warn({ path: this.path, err: (err as Error).message }, 'G.711 transcoder: AAC track cannot be sent as ADTS; no audio for SIP readers');
-      this.stop();
-      return;
-    }
-    this.timeline.push(frame.dts);
-    this.framesIn++;
-    stdin.write(header);
-    stdin.write(raw);
-  }
-
-  private config(): AudioSpecificConfig {
-    if (!this.asc || this.ascVersion !== this.track.version) {
-      if (!this.track.config) throw new ParseError('aac', 'track has no AudioSpecificConfig');
-      this.asc = parseAudioSpecificConfig(this.track.config);
-      this.ascVersion = this.track.version;
-    }
-    return this.asc;
-  }
-
-  private onOutput(chunk: Buffer): void {
-    for (const p of this.packetizer.push(chunk)) {
-      this.packetsOut++;
-      for (const s of this.sinks) s(p.data, p.timestamp);
-    }
-  }
-
-  /** Stops the child. Idempotent. */
-  stop(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.sinks.clear();
-    const child = this.child;
-    this.child = undefined;
-    if (child) {
-      child.stdin?.end();
-      child.kill('SIGKILL');
-      log.info({ path: this.path, law: this.law, framesIn: this.framesIn, packetsOut: this.packetsOut }, 'G.711 transcoder stopped');
-    }
-  }
-}
-
-/** What the pool needs of a transcoder (G711Transcoder and the WebRTC OpusTranscoder both fit). */
-interface PooledTranscoder {
-  readonly track: Track;
-  readonly running: boolean;
-  readonly subscribers: number;
-  subscribe(sink: AudioPacketSink): void;
-  unsubscribe(sink: AudioPacketSink): void;
-  feed(frame: Frame): void;
-  stop(): void;
 }
 
 /** Output codecs the pool can run transcoders for. */
 export type TranscodeTarget = G711Law | 'opus';
 
-let ffmpegWarned = false;
+const TARGETS: readonly TranscodeTarget[] = ['pcmu', 'pcma', 'opus'];
 
 /**
  * Transcoders shared by the SIP readers of each path: one per (path, target codec), started by the first
  * `acquire` and stopped by the last `release`. `feed` passes every AAC frame to all of the path's transcoders.
+ * AAC → Opus is the WebRTC transcoder.
  */
-export class SipTranscoderPool {
-  private readonly byKey = new Map<string, PooledTranscoder>();
-
+export class SipTranscoderPool extends SharedTranscoders<Parameters<AudioPacketSink>> {
   /**
-   * True when ffmpeg can run. The first time it cannot, one log line says what SIP readers lose.
-   * Checked once per process (the result is cached by `ffmpegAvailable`).
+   * True when ffmpeg can run. The first time it cannot, one log line says what SIP readers lose (and one what
+   * WebRTC readers lose: AAC → Opus is their transcoder). Checked once per process.
    */
   static available(): boolean {
-    const ok = ffmpegAvailable();
-    if (!ok && !ffmpegWarned) {
-      ffmpegWarned = true;
-      log.warn('ffmpeg is not installed: SIP readers of paths with AAC audio get video only, or 488 when they offer audio only (install ffmpeg to transcode AAC to G.711/Opus)');
-    }
-    return ok;
+    return ffmpegAvailable() || ffmpegInstalledOrWarn('ffmpeg is not installed: SIP readers of paths with AAC audio get video only, or 488 when they offer audio only (install ffmpeg to transcode AAC to G.711/Opus)');
   }
 
   /** Subscribes `sink` to the path's transcoder for `target`, starting it on first use. */
   acquire(path: string, track: Track, target: TranscodeTarget, sink: AudioPacketSink): void {
-    const key = `${target}|${path}`;
-    let t = this.byKey.get(key);
-    if (t && (!t.running || t.track !== track)) {
-      t.stop();
-      t = undefined;
-    }
-    if (!t) {
-      t = target === 'opus' ? new OpusTranscoder(path, track) : new G711Transcoder(path, track, target);
-      this.byKey.set(key, t);
-    }
-    t.subscribe(sink);
+    this.subscribe(`${target}|${path}`, track, sink, () => (target === 'opus' ? new OpusTranscoder(path, track) : new G711Transcoder(path, track, target)));
   }
 
   /** Unsubscribes; the transcoder stops with its last subscriber. */
   release(path: string, target: TranscodeTarget, sink: AudioPacketSink): void {
-    const key = `${target}|${path}`;
-    const t = this.byKey.get(key);
-    if (!t) return;
-    t.unsubscribe(sink);
-    if (t.subscribers === 0) {
-      t.stop();
-      this.byKey.delete(key);
-    }
+    this.unsubscribe(`${target}|${path}`, sink);
   }
 
   /** Feeds an AAC frame to every transcoder of the path (each writes it once, whichever reader delivers first). */
   feed(path: string, frame: Frame): void {
-    for (const target of ['pcmu', 'pcma', 'opus'] as const) this.byKey.get(`${target}|${path}`)?.feed(frame);
-  }
-
-  /** Running transcoders. */
-  get size(): number {
-    return this.byKey.size;
-  }
-
-  closeAll(): void {
-    for (const t of this.byKey.values()) t.stop();
-    this.byKey.clear();
+    for (const target of TARGETS) this.get(`${target}|${path}`)?.feed(frame);
   }
 }

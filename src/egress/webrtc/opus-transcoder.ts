@@ -3,13 +3,13 @@
  * WebRTC audio codecs). One ffmpeg child per path, shared by all WebRTC readers of the path: fed ADTS on stdin,
  * it writes Ogg/Opus on stdout, which is split into Opus packets here. Each packet's RTP timestamp is mapped back
  * from the AAC frames that went in (`AacToOpusTimeline`), so audio keeps the path's timeline and lip sync holds
- * even when the input has gaps.
+ * even when the input has gaps. The child, its feeding and its subscribers are `FfmpegTranscoder`'s.
  */
-import { ffmpegInstalled } from '../ffmpeg.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { ffmpegInstalledOrWarn } from '../ffmpeg.js';
+import { AdtsInput } from '../transcode/adts-input.js';
+import { FfmpegTranscoder, ffmpegPipeArgs } from '../transcode/ffmpeg-transcoder.js';
+import { SampleTimeline } from '../transcode/sample-timeline.js';
 import { LimitError, ParseError } from '../../errors.js';
-import { log, RateLimitedLog } from '../../log.js';
-import { adtsHeader, parseAudioSpecificConfig, type AudioSpecificConfig } from '../../media/codecs/aac.js';
 import type { Frame } from '../../media/bus/frame.js';
 import type { Track } from '../../media/bus/track.js';
 
@@ -24,8 +24,6 @@ export const AAC_FRAME_SAMPLES = 1024;
 export const TIMELINE_MAX_FRAMES = 1024;
 /** Largest Ogg page body: 255 segments of 255 bytes (RFC 3533 §6). */
 export const OGG_MAX_PAGE_BODY = 255 * 255;
-/** Bytes written to ffmpeg's stdin and not yet taken before frames are dropped: ~2 s of 128 kbps AAC. */
-export const TRANSCODER_MAX_PENDING_BYTES = 64 * 1024;
 
 /**
  * Maps Opus output sample positions back to the AAC input timeline.
@@ -35,47 +33,23 @@ export const TRANSCODER_MAX_PENDING_BYTES = 64 * 1024;
  * `q = p·sr/48000`, inside frame `k = ⌊q/1024⌋`, so its RTP timestamp is `(dts_k + q − k·1024)·48000/sr`.
  */
 export class AacToOpusTimeline {
-  private readonly dts: number[] = [];
-  /** index of dts[0] among all frames fed */
-  private firstIndex = 0;
-  private fed = 0;
+  private readonly frames = new SampleTimeline(TIMELINE_MAX_FRAMES);
 
   constructor(readonly sampleRate: number) {}
 
   /** Records the next AAC frame written to the encoder. */
   push(dts: number): void {
-    this.dts.push(dts);
-    this.fed++;
-    if (this.dts.length > TIMELINE_MAX_FRAMES) {
-      this.dts.shift();
-      this.firstIndex++;
-    }
-  }
-
-  /** Frames fed so far. */
-  get count(): number {
-    return this.fed;
+    this.frames.push(dts, AAC_FRAME_SAMPLES);
   }
 
   /**
    * RTP timestamp (48 kHz, unwrapped) of the output sample at `p` (may be negative: the encoder's pre-roll), or
-   * null when the frames it came from are no longer remembered or not yet fed.
+   * null when the frames it came from are no longer remembered or not yet fed. The pre-roll before the first frame
+   * and a packet that runs past the last fed frame extrapolate from the nearest remembered frame.
    */
   map(p: number): number | null {
-    if (this.dts.length === 0) return null;
-    const q = (p * this.sampleRate) / OPUS_CLOCK_RATE;
-    let k = Math.floor(q / AAC_FRAME_SAMPLES);
-    // the pre-roll before the first frame and a packet that runs past the last fed frame extrapolate from the
-    // nearest remembered frame
-    if (k < this.firstIndex) {
-      if (this.firstIndex > 0) return null;
-      k = 0;
-    }
-    const last = this.firstIndex + this.dts.length - 1;
-    if (k > last) k = last;
-    const dtsK = this.dts[k - this.firstIndex]!;
-    const inputTicks = dtsK + (q - k * AAC_FRAME_SAMPLES);
-    return Math.round((inputTicks * OPUS_CLOCK_RATE) / this.sampleRate);
+    const inputTicks = this.frames.map((p * this.sampleRate) / OPUS_CLOCK_RATE);
+    return inputTicks === null ? null : Math.round((inputTicks * OPUS_CLOCK_RATE) / this.sampleRate);
   }
 }
 
@@ -207,157 +181,51 @@ export class OggOpusDepacketizer {
   }
 }
 
-let warnedMissing = false;
-
-/** True when an `ffmpeg` binary can be run (checked once per process). */
+/** True when an `ffmpeg` binary can be run (checked once per process; logs once what WebRTC readers lose without). */
 export function ffmpegAvailable(): boolean {
-  const ok = ffmpegInstalled();
-  if (!ok && !warnedMissing) {
-    warnedMissing = true;
-    log.warn('ffmpeg is not installed: WebRTC readers of streams with AAC audio get video only (browsers cannot decode AAC; install ffmpeg to transcode it to Opus)');
-  }
-  return ok;
+  return ffmpegInstalledOrWarn('ffmpeg is not installed: WebRTC readers of streams with AAC audio get video only (browsers cannot decode AAC; install ffmpeg to transcode it to Opus)');
 }
 
 /** Receives the transcoder's Opus packets. */
 export type OpusSink = (payload: Uint8Array, timestamp48k: number) => void;
+
+/** ffmpeg's arguments: ADTS in; 96 kbit/s stereo low-delay Opus in 20 ms packets out, one Ogg page per packet. */
+export function opusTranscoderArgs(): string[] {
+  return ffmpegPipeArgs(
+    'aac',
+    ['-vn', '-c:a', 'libopus', '-b:a', '96k', '-ar', '48000', '-ac', '2', '-application', 'lowdelay', '-frame_duration', '20'],
+    // one page per packet, flushed at once, so each packet leaves ffmpeg as soon as it is encoded
+    'ogg',
+    ['-page_duration', '20000'],
+  );
+}
 
 /**
  * One ffmpeg AAC→Opus child for one AAC track. Frames are fed by every WebRTC reader of the path; each frame is
  * written once (frames are de-duplicated by dts, since all readers receive the same frames in the same order).
  * Output packets go to every subscribed sink.
  */
-export class OpusTranscoder {
-  private child: ChildProcess | undefined;
-  private readonly timeline: AacToOpusTimeline;
+export class OpusTranscoder extends FfmpegTranscoder<Parameters<OpusSink>> {
+  private readonly adts: AdtsInput;
   private readonly depacketizer: OggOpusDepacketizer;
-  private readonly sinks = new Set<OpusSink>();
-  private lastDts = -Infinity;
-  private closed = false;
-  private readonly warn = new RateLimitedLog(log);
-  framesIn = 0;
-  packetsOut = 0;
-  framesDropped = 0;
 
   constructor(
-    readonly path: string,
+    path: string,
+    /** the AAC track transcoded */
     readonly track: Track,
   ) {
-    const sr = track.sampleRate ?? track.clockRate;
-    this.timeline = new AacToOpusTimeline(sr);
-    this.depacketizer = new OggOpusDepacketizer(this.timeline);
-    const args = [
-      '-hide_banner', '-loglevel', 'error', '-nostdin',
-      // read frames as they come: no probing delay, no input buffering
-      '-fflags', '+nobuffer', '-probesize', '32', '-analyzeduration', '0',
-      '-f', 'aac', '-i', 'pipe:0',
-      '-vn', '-c:a', 'libopus', '-b:a', '96k', '-ar', '48000', '-ac', '2',
-      '-application', 'lowdelay', '-frame_duration', '20',
-      // one page per packet, flushed at once, so each packet leaves ffmpeg as soon as it is encoded
-      '-f', 'ogg', '-page_duration', '20000', '-flush_packets', '1', 'pipe:1',
-    ];
-    const child = spawn('ffmpeg', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    this.child = child;
-    child.on('error', (err) => {
-      log.warn({ path, err: err.message }, 'opus transcoder: cannot run ffmpeg; WebRTC readers get no audio');
-      this.stop();
-    });
-    child.stdin!.on('error', () => undefined); // EPIPE when ffmpeg exits first; 'exit' reports it
-    child.stdout!.on('data', (chunk: Buffer) => this.onOutput(chunk));
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => {
-      if (stderr.length < 2000) stderr += d.toString();
-    });
-    child.on('exit', (code, signal) => {
-      if (!this.closed) log.warn({ path, code, signal, stderr: stderr.trim() || undefined }, 'opus transcoder: ffmpeg exited; WebRTC readers get no audio');
-      this.child = undefined;
-    });
-    log.info({ path, pid: child.pid, sampleRate: sr }, 'opus transcoder started');
+    const sampleRate = track.sampleRate ?? track.clockRate;
+    super({ path, input: track, name: 'opus transcoder', readers: 'WebRTC readers', inputCodec: 'AAC', args: opusTranscoderArgs(), logFields: { sampleRate } });
+    const timeline = new AacToOpusTimeline(sampleRate);
+    this.adts = new AdtsInput(track, timeline);
+    this.depacketizer = new OggOpusDepacketizer(timeline);
   }
 
-  /** Adds a receiver of Opus packets. */
-  subscribe(sink: OpusSink): void {
-    this.sinks.add(sink);
+  protected override encode(frame: Frame): Uint8Array[] | null {
+    return this.adts.encode(frame);
   }
 
-  unsubscribe(sink: OpusSink): void {
-    this.sinks.delete(sink);
-  }
-
-  get subscribers(): number {
-    return this.sinks.size;
-  }
-
-  /** Feeds one AAC frame (once: frames already fed, by dts, are skipped). */
-  feed(frame: Frame): void {
-    if (this.closed || frame.track !== this.track || frame.dts <= this.lastDts) return;
-    this.lastDts = frame.dts;
-    const stdin = this.child?.stdin;
-    if (!stdin || stdin.destroyed) return;
-    if (stdin.writableLength > TRANSCODER_MAX_PENDING_BYTES) {
-      this.framesDropped++;
-      this.warn.warn({ path: this.path, pending: stdin.writableLength }, 'opus transcoder is behind: dropping AAC frames');
-      return;
-    }
-    const raw = frame.au[0];
-    if (!raw) return;
-    let header: Uint8Array;
-    try {
-      header = adtsHeader(this.config(), raw.byteLength);
-    } catch (err) {
-      log.warn({ path: this.path, err: (err as Error).message }, 'opus transcoder: AAC track cannot be sent as ADTS; no audio for WebRTC readers');
-      this.stop();
-      return;
-    }
-    this.timeline.push(frame.dts);
-    this.framesIn++;
-    stdin.write(header);
-    stdin.write(raw);
-  }
-
-  private asc: AudioSpecificConfig | undefined;
-  private ascVersion = -1;
-
-  /** The track's AudioSpecificConfig, parsed once per version. */
-  private config(): AudioSpecificConfig {
-    if (!this.asc || this.ascVersion !== this.track.version) {
-      if (!this.track.config) throw new ParseError('aac', 'track has no AudioSpecificConfig');
-      this.asc = parseAudioSpecificConfig(this.track.config);
-      this.ascVersion = this.track.version;
-    }
-    return this.asc;
-  }
-
-  private onOutput(chunk: Buffer): void {
-    let packets: { data: Uint8Array; timestamp: number }[];
-    try {
-      packets = this.depacketizer.push(chunk);
-    } catch (err) {
-      log.warn({ path: this.path, err: (err as Error).message }, 'opus transcoder: bad output from ffmpeg; stopping it');
-      this.stop();
-      return;
-    }
-    for (const p of packets) {
-      this.packetsOut++;
-      for (const s of this.sinks) s(p.data, p.timestamp);
-    }
-  }
-
-  /** Stops the child. Idempotent. */
-  stop(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.sinks.clear();
-    const child = this.child;
-    this.child = undefined;
-    if (child) {
-      child.stdin?.end();
-      child.kill('SIGKILL');
-      log.info({ path: this.path, framesIn: this.framesIn, packetsOut: this.packetsOut }, 'opus transcoder stopped');
-    }
-  }
-
-  get running(): boolean {
-    return !this.closed && this.child !== undefined;
+  protected override decode(chunk: Uint8Array): Parameters<OpusSink>[] {
+    return this.depacketizer.push(chunk).map((p) => [p.data, p.timestamp]);
   }
 }

@@ -11,6 +11,7 @@ import {
   G711_SAMPLES_PER_PACKET,
   G711Packetizer,
   G711Transcoder,
+  g711TranscoderArgs,
   SipTranscoderPool,
 } from '../../../src/egress/sip/g711-transcoder.js';
 
@@ -53,6 +54,19 @@ describe('G.711 packetizer', () => {
     const jumps = steps.filter((s) => s !== 160);
     assert.equal(jumps.length, 1);
     assert.ok(jumps[0]! > 160 + G711_RESYNC_TICKS, `a jump of ${jumps[0]}`);
+  });
+});
+
+describe('G.711 transcoder arguments', () => {
+  it('ADTS in, raw 8 kHz mono μ-law or A-law out, flushed per packet', () => {
+    for (const [law, codec, format] of [['pcmu', 'pcm_mulaw', 'mulaw'], ['pcma', 'pcm_alaw', 'alaw']] as const) {
+      assert.deepEqual(g711TranscoderArgs(law), [
+        '-hide_banner', '-loglevel', 'error', '-nostdin', '-fflags', '+nobuffer', '-probesize', '32', '-analyzeduration', '0',
+        '-f', 'aac', '-i', 'pipe:0',
+        '-vn', '-ac', '1', '-ar', '8000', '-c:a', codec,
+        '-f', format, '-flush_packets', '1', 'pipe:1',
+      ]);
+    }
   });
 });
 

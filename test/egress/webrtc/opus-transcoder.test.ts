@@ -10,6 +10,7 @@ import {
   OpusTranscoder,
   ffmpegAvailable,
   opusPacketSamples,
+  opusTranscoderArgs,
 } from '../../../src/egress/webrtc/opus-transcoder.js';
 import { ParseError } from '../../../src/errors.js';
 
@@ -37,6 +38,15 @@ test('AacToOpusTimeline forgets old frames (bounded)', () => {
   for (let i = 0; i < 5000; i++) t.push(i * 1024);
   assert.equal(t.map(0), null);
   assert.equal(t.map(4999 * 1024), 4999 * 1024);
+});
+
+test('ffmpeg arguments: ADTS in, low-delay 20 ms stereo Opus at 96 kbit/s out, one Ogg page per packet, flushed', () => {
+  assert.deepEqual(opusTranscoderArgs(), [
+    '-hide_banner', '-loglevel', 'error', '-nostdin', '-fflags', '+nobuffer', '-probesize', '32', '-analyzeduration', '0',
+    '-f', 'aac', '-i', 'pipe:0',
+    '-vn', '-c:a', 'libopus', '-b:a', '96k', '-ar', '48000', '-ac', '2', '-application', 'lowdelay', '-frame_duration', '20',
+    '-f', 'ogg', '-page_duration', '20000', '-flush_packets', '1', 'pipe:1',
+  ]);
 });
 
 test('opusPacketSamples reads the TOC (RFC 6716 §3.1)', () => {
