@@ -6,8 +6,8 @@
  * Command shapes follow what ffmpeg and librtmp send to FMS, nginx-rtmp, Wowza and mediamtx
  * (Adobe RTMP spec 1.0 §7.2.1.1 connect, §7.2.1.3 createStream, §7.2.2.1 play).
  */
-import { AuthError, NotFoundError, ParseError, StreamgateError, UnsupportedError } from '../../errors.js';
-import { amf0Object, decodeAmf0, decodeAmf0All, encodeAmf0, isAmf0Object, type Amf0Value } from '../../media/flv/amf0.js';
+import { AuthError, NotFoundError, StreamgateError, UnsupportedError } from '../../errors.js';
+import { amf0Object, isAmf0Object, type Amf0Value } from '../../media/flv/amf0.js';
 import {
   ChunkStreamReader,
   ChunkStreamWriter,
@@ -23,6 +23,7 @@ import {
   type RtmpMessage,
 } from './chunk-stream.js';
 import { ClientHandshake, type HandshakeOptions } from './handshake.js';
+import { commandMessage, parseCommand, RtmpMediaDemuxer, type RtmpCommand, type RtmpMediaAction } from './messages.js';
 import { RTMP_READ_TIMEOUT_MS, RTMP_WINDOW_ACK_SIZE } from './session.js';
 
 /** Default port of rtmp:// URLs (Adobe RTMP spec 1.0 §1). */
@@ -99,10 +100,8 @@ export type RtmpClientAction =
   | { type: 'send'; bytes: Uint8Array }
   /** the server answered NetStream.Play.Start: publish into the bus now */
   | { type: 'playing' }
-  /** an FLV audio or video tag body of the played stream (a view; copy what you keep) */
-  | { type: 'media'; kind: 'audio' | 'video'; timestamp: number; body: Uint8Array }
-  /** a data message of the played stream, `@setDataFrame` stripped; `values[0]` is its name (`onMetaData`) */
-  | { type: 'media'; kind: 'data'; timestamp: number; body: Uint8Array; name: string; values: Amf0Value[] }
+  /** audio, video or data of the played stream (see {@link RtmpMediaAction}) */
+  | RtmpMediaAction
   /** end the socket; `error` is set when the server refused or broke the protocol */
   | { type: 'close'; reason: string; error?: StreamgateError };
 
@@ -132,13 +131,11 @@ export class RtmpClientConnection {
   state: RtmpClientState = 'handshake';
   /** message stream id the server gave us (0 until createStream answered) */
   streamId = 0;
-  /** media messages of other streams or before play (routine, counted) */
-  droppedMessages = 0;
-  /** data messages whose AMF0 did not parse (dropped, counted) */
-  badDataMessages = 0;
   readonly reader: ChunkStreamReader;
   private readonly handshake: ClientHandshake;
   private readonly writer = new ChunkStreamWriter();
+  /** media is accepted on our stream once play was sent (some servers start it just before Play.Start) */
+  private readonly demuxer = new RtmpMediaDemuxer((streamId) => (this.state === 'play' || this.state === 'playing') && streamId === this.streamId);
   private readonly readTimeoutMs: number;
   private readonly startDeadlineMs: number;
   private lastInputMs: number;
@@ -156,6 +153,16 @@ export class RtmpClientConnection {
     this.readTimeoutMs = opts.readTimeoutMs ?? RTMP_READ_TIMEOUT_MS;
     this.startDeadlineMs = nowMs + (opts.startTimeoutMs ?? RTMP_CLIENT_START_TIMEOUT_MS);
     this.lastInputMs = nowMs;
+  }
+
+  /** Media messages of other streams or before play (routine, counted). */
+  get droppedMessages(): number {
+    return this.demuxer.droppedMessages;
+  }
+
+  /** Data messages whose AMF0 did not parse (dropped, counted). */
+  get badDataMessages(): number {
+    return this.demuxer.badDataMessages;
   }
 
   /** C0+C1, to send once the socket is connected. */
@@ -227,7 +234,7 @@ export class RtmpClientConnection {
   }
 
   private invoke(out: RtmpClientAction[], csid: number, streamId: number, ...values: Amf0Value[]): void {
-    this.send(out, this.writer.write({ csid, type: RtmpMessageType.commandAmf0, streamId, timestamp: 0, payload: encodeAmf0(...values) }));
+    this.send(out, this.writer.write(commandMessage(csid, streamId, ...values)));
   }
 
   private connect(out: RtmpClientAction[]): void {
@@ -252,12 +259,11 @@ export class RtmpClientConnection {
   }
 
   private message(msg: RtmpMessage, out: RtmpClientAction[]): void {
+    if (this.demuxer.push(msg, out)) return;
     switch (msg.type) {
       case RtmpMessageType.commandAmf0:
-        this.command(decodeAmf0All(msg.payload), out);
-        return;
       case RtmpMessageType.commandAmf3:
-        this.command(decodeAmf0All(msg.payload.subarray(1)), out);
+        this.command(parseCommand(msg), out);
         return;
       case RtmpMessageType.userControl: {
         const uc = parseUserControl(msg.payload);
@@ -273,34 +279,18 @@ export class RtmpClientConnection {
         }
         return;
       }
-      case RtmpMessageType.audio:
-      case RtmpMessageType.video:
-        this.media(msg.type === RtmpMessageType.audio ? 'audio' : 'video', msg.streamId, msg.timestamp, msg.payload, out);
-        return;
-      case RtmpMessageType.dataAmf0:
-        this.data(msg.streamId, msg.timestamp, msg.payload, out);
-        return;
-      case RtmpMessageType.dataAmf3:
-        this.data(msg.streamId, msg.timestamp, msg.payload.subarray(1), out);
-        return;
-      case RtmpMessageType.aggregate:
-        this.aggregate(msg, out);
-        return;
       default:
         return; // chunk size, window ack size, abort: applied by the reader; shared objects: not used
     }
   }
 
-  private command(v: Amf0Value[], out: RtmpClientAction[]): void {
-    const name = v[0];
-    const tx = typeof v[1] === 'number' ? v[1] : 0;
-    if (typeof name !== 'string') throw new ParseError('rtmp command', 'command name is not a string', 0);
+  private command({ name, tx, values }: RtmpCommand, out: RtmpClientAction[]): void {
     if (name === '_result' || name === '_error') {
-      this.answer(name === '_result', tx, v, out);
+      this.answer(name === '_result', tx, values, out);
       return;
     }
     if (name === 'onStatus') {
-      this.onStatus(statusOf(v[3]), out);
+      this.onStatus(statusOf(values[3]), out);
       return;
     }
     // onBWDone, onFCSubscribe, _onbwcheck, …: nothing to do for a player
@@ -359,65 +349,4 @@ export class RtmpClientConnection {
         if (st.level === 'error') this.close(out, `upstream error: ${detail}`, new StreamgateError('SG_PROTOCOL', `upstream: ${detail}`));
     }
   }
-
-  /** Media is accepted on our stream once play was sent (some servers start it just before Play.Start). */
-  private accepts(streamId: number): boolean {
-    return (this.state === 'play' || this.state === 'playing') && streamId === this.streamId;
-  }
-
-  private media(kind: 'audio' | 'video', streamId: number, timestamp: number, body: Uint8Array, out: RtmpClientAction[]): void {
-    if (!this.accepts(streamId)) {
-      this.droppedMessages++;
-      return;
-    }
-    out.push({ type: 'media', kind, timestamp, body });
-  }
-
-  private data(streamId: number, timestamp: number, payload: Uint8Array, out: RtmpClientAction[]): void {
-    if (!this.accepts(streamId)) {
-      this.droppedMessages++;
-      return;
-    }
-    let body = payload;
-    let values: Amf0Value[];
-    try {
-      const first = decodeAmf0(payload);
-      if (first.value === '@setDataFrame') body = payload.subarray(first.offset);
-      values = decodeAmf0All(body);
-    } catch (e) {
-      // bad metadata must not end a stream whose audio and video are fine
-      if (!(e instanceof StreamgateError)) throw e;
-      this.badDataMessages++;
-      return;
-    }
-    const name = values[0];
-    if (typeof name !== 'string') {
-      this.badDataMessages++;
-      return;
-    }
-    out.push({ type: 'media', kind: 'data', timestamp, body, name, values });
-  }
-
-  /** Aggregate messages (type 22): FLV tags back to back, timestamps relative to the first (FMS, Wowza). */
-  private aggregate(msg: RtmpMessage, out: RtmpClientAction[]): void {
-    const p = msg.payload;
-    let o = 0;
-    let first: number | null = null;
-    while (o + 11 <= p.length) {
-      const type = p[o] as number;
-      const size = ((p[o + 1] as number) << 16) | ((p[o + 2] as number) << 8) | (p[o + 3] as number);
-      const ts = (((p[o + 7] as number) << 24) | ((p[o + 4] as number) << 16) | ((p[o + 5] as number) << 8) | (p[o + 6] as number)) >>> 0;
-      if (o + 11 + size > p.length) throw new ParseError('rtmp aggregate', `tag of ${size} bytes past the end`, o);
-      first ??= ts;
-      const body = p.subarray(o + 11, o + 11 + size);
-      const timestamp = msg.timestamp + (ts - first);
-      if (type === RtmpMessageType.audio || type === RtmpMessageType.video) {
-        this.media(type === RtmpMessageType.audio ? 'audio' : 'video', msg.streamId, timestamp, body, out);
-      } else if (type === RtmpMessageType.dataAmf0) {
-        this.data(msg.streamId, timestamp, body, out);
-      }
-      o += 11 + size + 4; // tag, then its 4-byte back pointer
-    }
-  }
 }
-

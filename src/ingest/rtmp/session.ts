@@ -6,16 +6,8 @@
  * Command replies follow what OBS, ffmpeg, librtmp, VLC, Larix/phone apps and Flash expect from FMS and
  * nginx-rtmp (Adobe RTMP spec 1.0 §7.2 for the command shapes).
  */
-import { ParseError, StateError, StreamgateError, NotFoundError, errorMessage } from '../../errors.js';
-import {
-  amf0Object,
-  decodeAmf0,
-  decodeAmf0All,
-  encodeAmf0,
-  isAmf0Object,
-  type Amf0Object,
-  type Amf0Value,
-} from '../../media/flv/amf0.js';
+import { StateError, StreamgateError, NotFoundError, errorMessage } from '../../errors.js';
+import { amf0Object, isAmf0Object, type Amf0Object, type Amf0Value } from '../../media/flv/amf0.js';
 import {
   ChunkStreamReader,
   ChunkStreamWriter,
@@ -33,6 +25,7 @@ import {
   type RtmpMessage,
 } from './chunk-stream.js';
 import { ServerHandshake, type HandshakeOptions } from './handshake.js';
+import { commandMessage, dataMessage, parseCommand, RtmpMediaDemuxer, type RtmpCommand, type RtmpMediaAction } from './messages.js';
 
 /**
  * Chunk size we write with, announced right after connect: 4096, as OBS, ffmpeg and nginx-rtmp use. Every
@@ -79,13 +72,8 @@ export type RtmpAction =
   | ({ type: 'publish'; publishType: string } & RtmpStreamRequest)
   /** the client asks to play: check and attach, then call `resolve(streamId, error|null, nowMs)` */
   | ({ type: 'play'; start: number } & RtmpStreamRequest)
-  /** an FLV audio or video tag body from an accepted publisher (a view; copy what you keep) */
-  | { type: 'media'; kind: 'audio' | 'video'; streamId: number; timestamp: number; body: Uint8Array }
-  /**
-   * a data message from an accepted publisher, `@setDataFrame` stripped: `body` is AMF0 starting at the
-   * name (e.g. `onMetaData`), `values` is it decoded (`[name, ...args]`; `values[1]` is the metadata object)
-   */
-  | { type: 'media'; kind: 'data'; streamId: number; timestamp: number; body: Uint8Array; name: string; values: Amf0Value[] }
+  /** audio, video or data from an accepted publisher (see {@link RtmpMediaAction}) */
+  | RtmpMediaAction
   /** an accepted publisher stopped (closeStream, deleteStream); detach it */
   | { type: 'unpublish'; streamId: number }
   /** an accepted player stopped; detach it */
@@ -173,15 +161,12 @@ export class RtmpSession {
   app = '';
   tcUrl = '';
   connected = false;
-  /** Audio/video/data messages dropped because their stream was not publishing (routine, counted). */
-  droppedMessages = 0;
-  /** Data messages whose AMF0 did not parse (dropped, counted; the publish goes on). */
-  badDataMessages = 0;
   private readonly writer: ChunkStreamWriter;
   private readonly outChunkSize: number;
   private readonly windowAckSize: number;
   private readonly maxStreams: number;
   private readonly streams = new Map<number, NetStream>();
+  private readonly demuxer = new RtmpMediaDemuxer((streamId) => this.isPublishing(streamId), { dropClearDataFrame: true });
   private nextStreamId = 1;
   private closed = false;
 
@@ -196,6 +181,16 @@ export class RtmpSession {
   /** The chunk size our messages are written with (128 until connect, then {@link RTMP_OUT_CHUNK_SIZE}). */
   get chunkSize(): number {
     return this.writer.chunkSize;
+  }
+
+  /** Audio/video/data messages dropped because their stream was not publishing (routine, counted). */
+  get droppedMessages(): number {
+    return this.demuxer.droppedMessages;
+  }
+
+  /** Data messages whose AMF0 did not parse (dropped, counted; the publish goes on). */
+  get badDataMessages(): number {
+    return this.demuxer.badDataMessages;
   }
 
   /** The request of a publishing or playing stream, or null. */
@@ -220,27 +215,11 @@ export class RtmpSession {
   push(msg: RtmpMessage, nowMs: number): RtmpAction[] {
     void nowMs; // replies carry timestamp 0; the clock matters to the connection's read timeout
     const out: RtmpAction[] = [];
-    if (this.closed) return out;
+    if (this.closed || this.demuxer.push(msg, out)) return out;
     switch (msg.type) {
-      case RtmpMessageType.audio:
-      case RtmpMessageType.video:
-        this.media(msg.type === RtmpMessageType.audio ? 'audio' : 'video', msg.streamId, msg.timestamp, msg.payload, out);
-        break;
-      case RtmpMessageType.dataAmf0:
-        this.data(msg.streamId, msg.timestamp, msg.payload, out);
-        break;
-      case RtmpMessageType.dataAmf3:
-        // AMF3 data messages start with a format byte (0), then AMF0 values (with AMF3 switches)
-        this.data(msg.streamId, msg.timestamp, msg.payload.subarray(1), out);
-        break;
       case RtmpMessageType.commandAmf0:
-        this.command(msg.streamId, decodeAmf0All(msg.payload), out);
-        break;
       case RtmpMessageType.commandAmf3:
-        this.command(msg.streamId, decodeAmf0All(msg.payload.subarray(1)), out);
-        break;
-      case RtmpMessageType.aggregate:
-        this.aggregate(msg, out);
+        this.command(msg.streamId, parseCommand(msg), out);
         break;
       case RtmpMessageType.userControl: {
         const uc = parseUserControl(msg.payload);
@@ -283,7 +262,7 @@ export class RtmpSession {
         this.status(out, streamId, info('status', 'NetStream.Play.Start', `Started playing ${name}.`, { details: name }));
         // no NetStream.Data.Start data message: ffmpeg (and so ffplay) would open a data stream for it and
         // wait out its probe time for packets that never come
-        this.dataMessage(out, streamId, '|RtmpSampleAccess', true, true);
+        this.send(out, this.writer.write(dataMessage(RtmpCsid.data, streamId, '|RtmpSampleAccess', true, true)));
       } else {
         ns.state = 'idle';
         ns.request = null;
@@ -324,77 +303,14 @@ export class RtmpSession {
   }
 
   private invoke(out: RtmpAction[], csid: number, streamId: number, ...values: Amf0Value[]): void {
-    this.send(out, this.writer.write({ csid, type: RtmpMessageType.commandAmf0, streamId, timestamp: 0, payload: encodeAmf0(...values) }));
+    this.send(out, this.writer.write(commandMessage(csid, streamId, ...values)));
   }
 
   private status(out: RtmpAction[], streamId: number, obj: Amf0Object): void {
     this.invoke(out, RtmpCsid.status, streamId, 'onStatus', 0, null, obj);
   }
 
-  private dataMessage(out: RtmpAction[], streamId: number, ...values: Amf0Value[]): void {
-    this.send(out, this.writer.write({ csid: RtmpCsid.data, type: RtmpMessageType.dataAmf0, streamId, timestamp: 0, payload: encodeAmf0(...values) }));
-  }
-
-  private media(kind: 'audio' | 'video', streamId: number, timestamp: number, body: Uint8Array, out: RtmpAction[]): void {
-    if (this.streams.get(streamId)?.state !== 'publishing') {
-      this.droppedMessages++;
-      return;
-    }
-    out.push({ type: 'media', kind, streamId, timestamp, body });
-  }
-
-  private data(streamId: number, timestamp: number, payload: Uint8Array, out: RtmpAction[]): void {
-    if (this.streams.get(streamId)?.state !== 'publishing') {
-      this.droppedMessages++;
-      return;
-    }
-    let body = payload;
-    let values: Amf0Value[];
-    try {
-      const first = decodeAmf0(payload);
-      if (first.value === '@setDataFrame') body = payload.subarray(first.offset);
-      else if (first.value === '@clearDataFrame') return;
-      values = decodeAmf0All(body);
-    } catch (e) {
-      // bad metadata must not end a publish whose audio and video are fine
-      if (!(e instanceof StreamgateError)) throw e;
-      this.badDataMessages++;
-      return;
-    }
-    const name = values[0];
-    if (typeof name !== 'string') {
-      this.badDataMessages++;
-      return;
-    }
-    out.push({ type: 'media', kind: 'data', streamId, timestamp, body, name, values });
-  }
-
-  /** Aggregate messages (type 22): FLV tags back to back, timestamps relative to the first (FMS, Wowza relays). */
-  private aggregate(msg: RtmpMessage, out: RtmpAction[]): void {
-    const p = msg.payload;
-    let o = 0;
-    let first: number | null = null;
-    while (o + 11 <= p.length) {
-      const type = p[o] as number;
-      const size = ((p[o + 1] as number) << 16) | ((p[o + 2] as number) << 8) | (p[o + 3] as number);
-      const ts = (((p[o + 7] as number) << 24) | ((p[o + 4] as number) << 16) | ((p[o + 5] as number) << 8) | (p[o + 6] as number)) >>> 0;
-      if (o + 11 + size > p.length) throw new ParseError('rtmp aggregate', `tag of ${size} bytes past the end`, o);
-      first ??= ts;
-      const body = p.subarray(o + 11, o + 11 + size);
-      const timestamp = msg.timestamp + (ts - first);
-      if (type === RtmpMessageType.audio || type === RtmpMessageType.video) {
-        this.media(type === RtmpMessageType.audio ? 'audio' : 'video', msg.streamId, timestamp, body, out);
-      } else if (type === RtmpMessageType.dataAmf0) {
-        this.data(msg.streamId, timestamp, body, out);
-      }
-      o += 11 + size + 4; // tag, then its 4-byte back pointer
-    }
-  }
-
-  private command(streamId: number, v: Amf0Value[], out: RtmpAction[]): void {
-    const name = v[0];
-    const tx = typeof v[1] === 'number' ? v[1] : 0;
-    if (typeof name !== 'string') throw new ParseError('rtmp command', 'command name is not a string', 0);
+  private command(streamId: number, { name, tx, values: v }: RtmpCommand, out: RtmpAction[]): void {
     if (name !== 'connect' && !this.connected && !name.startsWith('_') && name !== 'onStatus') {
       throw new StateError('before connect', ['connected'], `command '${name}'`);
     }
