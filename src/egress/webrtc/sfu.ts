@@ -28,6 +28,7 @@ import { LeanViewer, sendLatencyProbe, StreamFanout } from './fanout.js';
 import { ffmpegAvailable, OPUS_CLOCK_RATE, OpusTranscoder, type OpusSink } from './opus-transcoder.js';
 import { dtlsIdentity, LeanPeer } from './peer.js';
 import type { SendPool } from './send-pool.js';
+import { SharedTranscoders } from '../transcode/shared-transcoders.js';
 import type { UdpMux } from './udp-mux.js';
 
 /**
@@ -121,47 +122,20 @@ export function webrtcRefusal(stream: Stream): string | null {
 }
 
 /** Reference-counted Opus transcoders, one per path. */
-export class TranscoderPool {
-  private readonly byPath = new Map<string, OpusTranscoder>();
-
+export class TranscoderPool extends SharedTranscoders<Parameters<OpusSink>, OpusTranscoder> {
   /** Subscribes `sink` to the path's transcoder for `track`, starting it on first use. */
   acquire(path: string, track: Track, sink: OpusSink): OpusTranscoder {
-    let t = this.byPath.get(path);
-    if (t && (!t.running || t.track !== track)) {
-      t.stop();
-      t = undefined;
-    }
-    if (!t) {
-      t = new OpusTranscoder(path, track);
-      this.byPath.set(path, t);
-    }
-    t.subscribe(sink);
-    return t;
+    return this.subscribe(path, track, sink, () => new OpusTranscoder(path, track));
   }
 
   /** Unsubscribes; the transcoder stops with its last subscriber. */
   release(path: string, sink: OpusSink): void {
-    const t = this.byPath.get(path);
-    if (!t) return;
-    t.unsubscribe(sink);
-    if (t.subscribers === 0) {
-      t.stop();
-      this.byPath.delete(path);
-    }
+    this.unsubscribe(path, sink);
   }
 
   /** Feeds an AAC frame to the path's transcoder (once per frame, whichever viewer delivers it first). */
   feed(path: string, frame: Frame): void {
-    this.byPath.get(path)?.feed(frame);
-  }
-
-  get size(): number {
-    return this.byPath.size;
-  }
-
-  closeAll(): void {
-    for (const t of this.byPath.values()) t.stop();
-    this.byPath.clear();
+    this.get(path)?.feed(frame);
   }
 }
 
