@@ -1,12 +1,11 @@
-import net from 'node:net';
-import { nanoid } from 'nanoid';
+import type net from 'node:net';
 import { StreamgateError, errorMessage } from '../../errors.js';
-import { log as rootLog, type Logger } from '../../log.js';
 import type { FrameSink, Reader } from '../../media/bus/reader.js';
 import type { AccessRequest } from '../../media/bus/registry.js';
-import type { Role, Session } from '../../media/bus/session.js';
+import type { Session } from '../../media/bus/session.js';
 import type { Stream } from '../../media/bus/stream.js';
 import { startTcpListener } from '../tcp-listener.js';
+import { TcpSession } from '../tcp-session.js';
 import { serializeMessage, type RtmpOutMessage } from './chunk-stream.js';
 import { RtmpServerConnection, type RtmpAction, type RtmpStreamRequest } from './session.js';
 import { RtmpToBus } from './to-bus.js';
@@ -69,34 +68,19 @@ export async function startRtmpServer(opts: RtmpServerOptions): Promise<RtmpServ
  * One RTMP TCP connection: moves bytes between the socket and the sans-I/O {@link RtmpServerConnection},
  * and carries out its actions against the registry. It is the connection's API session.
  */
-export class RtmpConnection implements Session {
-  readonly id = nanoid(12);
-  readonly protocol = 'rtmp' as const;
-  role: Role = 'reader';
-  path = '';
-  readonly remoteAddr: string;
-  state = 'handshake';
-  readonly createdAt = Date.now();
-  bytesIn = 0;
-  bytesOut = 0;
-
+export class RtmpConnection extends TcpSession {
   private readonly conn: RtmpServerConnection;
-  private readonly log: Logger;
   private publishing: { streamId: number; toBus: RtmpToBus } | undefined;
   private reader: Reader | undefined;
   private readonly players = new Map<number, { accepted: boolean; held: Uint8Array[] }>();
-  private closed = false;
   private stoppingPlay = false;
 
   constructor(
-    readonly socket: net.Socket,
+    socket: net.Socket,
     private readonly opts: RtmpServerOptions,
   ) {
-    this.remoteAddr = `${(socket.remoteAddress ?? '?').replace(/^::ffff:/, '')}:${socket.remotePort ?? 0}`;
-    this.log = rootLog.child({ session: this.id, protocol: 'rtmp', remote: this.remoteAddr });
+    super('rtmp', 'handshake', socket, opts.paths);
     this.conn = new RtmpServerConnection(Date.now(), { readTimeoutMs: opts.readTimeoutMs });
-    socket.setNoDelay(true);
-    opts.paths.addSession(this);
     socket.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.byteLength;
       try {
@@ -107,18 +91,16 @@ export class RtmpConnection implements Session {
         this.close(`internal error: ${errorMessage(err)}`);
       }
     });
-    socket.on('error', (err) => this.cleanup(`socket error: ${err.message}`));
-    socket.on('close', () => this.cleanup('connection closed by peer'));
   }
 
   /** Read-timeout check, called about once a second. */
-  tick(now: number): void {
+  override tick(now: number): void {
     const d = this.conn.nextDeadline();
     if (d !== null && now >= d) this.run(this.conn.tick(now));
   }
 
   /** Kick (API), config change or shutdown. */
-  close(reason: string): void {
+  override close(reason: string): void {
     if (this.closed) return;
     this.log.info({ reason }, 'closing RTMP connection');
     this.socket.end();
@@ -161,12 +143,6 @@ export class RtmpConnection implements Session {
           return;
       }
     }
-  }
-
-  private write(bytes: Uint8Array): void {
-    if (this.closed || this.socket.destroyed) return;
-    this.bytesOut += bytes.byteLength;
-    this.socket.write(bytes);
   }
 
   private request(a: RtmpStreamRequest): Omit<AccessRequest, 'action' | 'path'> {
@@ -290,16 +266,9 @@ export class RtmpConnection implements Session {
     this.state = 'idle';
   }
 
-  private cleanup(reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
+  protected override release(reason: string): void {
     this.conn.session.markClosed();
-    if (!this.socket.destroyed) {
-      this.socket.end();
-      setTimeout(() => this.socket.destroy(), 2000).unref();
-    }
     this.stopPublish();
     this.stopPlay(reason);
-    this.opts.paths.removeSession(this, reason);
   }
 }

@@ -10,14 +10,15 @@ import net from 'node:net';
 import { nanoid } from 'nanoid';
 import { basicChallenge, credentialsFromHeader, digestChallenge, type DigestCredentials } from '../../auth.js';
 import { AuthError, errorMessage, ParseError, StreamgateError } from '../../errors.js';
-import { log as rootLog, RateLimitedLog, type Logger } from '../../log.js';
+import { log as rootLog, RateLimitedLog } from '../../log.js';
 import type { FrameSink, Reader } from '../../media/bus/reader.js';
 import type { AccessRequest } from '../../media/bus/registry.js';
-import type { Role, Session } from '../../media/bus/session.js';
+import type { Session } from '../../media/bus/session.js';
 import type { Stream } from '../../media/bus/stream.js';
 import { compoundReport, serializeRtcp } from '../../media/rtp/rtcp.js';
 import { randomUint32 } from '../../media/rtp/packet.js';
 import { startTcpListener, type TcpListener } from '../tcp-listener.js';
+import { TcpSession } from '../tcp-session.js';
 import { interleavedHeader, RtspHeaders, RtspParser, serializeResponse, type RtspMessage } from './message.js';
 import {
   RtspServerSession,
@@ -275,19 +276,7 @@ class Player implements RtspPlayer {
  * One RTSP TCP connection and its session; it is also the session the API and metrics see (one RTSP session per
  * connection, as ffmpeg, GStreamer and VLC use it).
  */
-export class RtspConnection implements Session {
-  readonly id = nanoid(12);
-  readonly protocol = 'rtsp' as const;
-  role: Role = 'reader';
-  path = '';
-  readonly remoteAddr: string;
-  state = 'initial';
-  readonly createdAt = Date.now();
-  bytesIn = 0;
-  bytesOut = 0;
-
-  private readonly ip: string;
-  private readonly log: Logger;
+export class RtspConnection extends TcpSession {
   private readonly warn: RateLimitedLog;
   private readonly parser = new RtspParser();
   private readonly session: RtspServerSession;
@@ -303,30 +292,23 @@ export class RtspConnection implements Session {
   private corked = false;
   private unknownChannelFrames = 0;
   private keyframeRequestsSent = 0;
-  private closed = false;
 
   constructor(
-    private readonly socket: net.Socket,
+    socket: net.Socket,
     private readonly opts: RtspServerOptions,
     private readonly udp: UdpPair | undefined,
   ) {
-    this.ip = (socket.remoteAddress ?? '?').replace(/^::ffff:/, '');
-    this.remoteAddr = `${this.ip}:${socket.remotePort ?? 0}`;
-    this.log = rootLog.child({ session: this.id, protocol: 'rtsp', remote: this.remoteAddr });
+    super('rtsp', 'initial', socket, opts.paths);
     this.warn = new RateLimitedLog(this.log);
     const sessionOpts: ConstructorParameters<typeof RtspServerSession>[0] = { sessionId: nanoid(16), readTimeoutMs: opts.readTimeoutMs };
     if (opts.sessionTimeoutSec !== undefined) sessionOpts.sessionTimeoutSec = opts.sessionTimeoutSec;
     if (udp) sessionOpts.udpPorts = [(udp.rtp.address() as net.AddressInfo).port, (udp.rtcp.address() as net.AddressInfo).port];
     this.session = new RtspServerSession(sessionOpts, Date.now());
-    socket.setNoDelay(true);
-    opts.paths.addSession(this);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.cleanup(`socket error: ${err.message}`));
-    socket.on('close', () => this.cleanup('connection closed by peer'));
   }
 
   /** Deadlines: session timeout, held publisher frames, receiver reports. */
-  tick(now: number): void {
+  override tick(now: number): void {
     if (this.closed) return;
     this.toBus?.tick(now);
     if (this.toBus && now >= this.nextRrMs) {
@@ -337,7 +319,7 @@ export class RtspConnection implements Session {
   }
 
   /** Kick (API), config change, shutdown, or the egress giving up. */
-  close(reason: string): void {
+  override close(reason: string): void {
     if (this.closed) return;
     this.log.info({ reason }, 'closing RTSP connection');
     this.cleanup(reason);
@@ -509,12 +491,6 @@ export class RtspConnection implements Session {
     }
   }
 
-  private write(bytes: Uint8Array): void {
-    if (this.closed || this.socket.destroyed) return;
-    this.bytesOut += bytes.byteLength;
-    this.socket.write(bytes);
-  }
-
   private access(r: RtspPathRequest): Omit<AccessRequest, 'action' | 'path'> & { digest?: DigestCredentials } {
     const req: Omit<AccessRequest, 'action' | 'path'> & { digest?: DigestCredentials } = {
       protocol: 'rtsp',
@@ -677,14 +653,7 @@ export class RtspConnection implements Session {
     if (this.udp) for (const k of this.udpKeys.splice(0)) if (this.udp.targets.get(k)?.conn === this) this.udp.targets.delete(k);
   }
 
-  private cleanup(reason: string): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (!this.socket.destroyed) {
-      this.socket.end();
-      setTimeout(() => this.socket.destroy(), 2000).unref();
-    }
+  protected override release(reason: string): void {
     this.stopMedia(reason);
-    this.opts.paths.removeSession(this, reason);
   }
 }
