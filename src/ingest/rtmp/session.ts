@@ -146,6 +146,15 @@ function streamRequest(streamId: number, appRaw: string, tcUrl: string, rawName:
   return { streamId, app, streamName, path, query, params, tcUrl };
 }
 
+/**
+ * onStatus codes of a refused publish or play: the stream id is busy, or the path is invalid (what FMS and
+ * nginx-rtmp answer; OBS and ffmpeg show the code).
+ */
+const REFUSAL_CODES = {
+  publish: { busy: 'NetStream.Publish.BadName', invalid: 'NetStream.Publish.BadName' },
+  play: { busy: 'NetStream.Play.Failed', invalid: 'NetStream.Play.StreamNotFound' },
+} as const;
+
 /** Status info object of onStatus / _result / _error. */
 function info(level: 'status' | 'error' | 'warning', code: string, description: string, extra: Record<string, Amf0Value> = {}): Amf0Object {
   return amf0Object({ level, code, description, ...extra });
@@ -346,10 +355,8 @@ export class RtmpSession {
         this.invoke(out, RtmpCsid.command, 0, 'onFCSubscribe', 0, null, info('status', 'NetStream.Play.Start', String(v[3] ?? '')));
         return;
       case 'publish':
-        this.publish(streamId, v, out);
-        return;
       case 'play':
-        this.play(streamId, v, out);
+        this.streamCommand(name, streamId, tx, v, out);
         return;
       case 'deleteStream': {
         const id = typeof v[3] === 'number' ? v[3] : streamId;
@@ -422,42 +429,30 @@ export class RtmpSession {
     return ns;
   }
 
-  private publish(streamId: number, v: Amf0Value[], out: RtmpAction[]): void {
-    const ns = this.netStream(streamId, out, typeof v[1] === 'number' ? v[1] : 0);
+  /** publish/play: checks the NetStream and the path, then hands the request to the owner as an action. */
+  private streamCommand(kind: 'publish' | 'play', streamId: number, tx: number, v: Amf0Value[], out: RtmpAction[]): void {
+    const ns = this.netStream(streamId, out, tx);
     if (ns === null) return;
     const raw = typeof v[3] === 'string' ? v[3] : '';
+    const refusal = REFUSAL_CODES[kind];
     if (ns.state !== 'idle') {
-      this.status(out, streamId, info('error', 'NetStream.Publish.BadName', 'Stream is already in use.', { details: raw }));
+      this.status(out, streamId, info('error', refusal.busy, 'Stream is already in use.', { details: raw }));
       return;
     }
     const req = streamRequest(streamId, this.app, this.tcUrl, raw);
     if (req === null) {
-      this.status(out, streamId, info('error', 'NetStream.Publish.BadName', `Invalid stream path '${this.app}/${raw}'.`, { details: raw }));
-      this.close(out, `invalid publish path '${this.app}/${raw}'`);
+      this.status(out, streamId, info('error', refusal.invalid, `Invalid stream path '${this.app}/${raw}'.`, { details: raw }));
+      this.close(out, `invalid ${kind} path '${this.app}/${raw}'`);
       return;
     }
-    ns.state = 'publish-pending';
     ns.request = req;
-    out.push({ type: 'publish', publishType: typeof v[4] === 'string' ? v[4] : 'live', ...req });
-  }
-
-  private play(streamId: number, v: Amf0Value[], out: RtmpAction[]): void {
-    const ns = this.netStream(streamId, out, typeof v[1] === 'number' ? v[1] : 0);
-    if (ns === null) return;
-    const raw = typeof v[3] === 'string' ? v[3] : '';
-    if (ns.state !== 'idle') {
-      this.status(out, streamId, info('error', 'NetStream.Play.Failed', 'Stream is already in use.', { details: raw }));
-      return;
+    if (kind === 'publish') {
+      ns.state = 'publish-pending';
+      out.push({ type: 'publish', publishType: typeof v[4] === 'string' ? v[4] : 'live', ...req });
+    } else {
+      ns.state = 'play-pending';
+      out.push({ type: 'play', start: typeof v[4] === 'number' ? v[4] : -2, ...req });
     }
-    const req = streamRequest(streamId, this.app, this.tcUrl, raw);
-    if (req === null) {
-      this.status(out, streamId, info('error', 'NetStream.Play.StreamNotFound', `Invalid stream path '${this.app}/${raw}'.`, { details: raw }));
-      this.close(out, `invalid play path '${this.app}/${raw}'`);
-      return;
-    }
-    ns.state = 'play-pending';
-    ns.request = req;
-    out.push({ type: 'play', start: typeof v[4] === 'number' ? v[4] : -2, ...req });
   }
 
   /** closeStream/deleteStream: ends a publish or play on the stream (the NetStream itself stays for closeStream). */
