@@ -8,7 +8,7 @@
 import { nanoid } from 'nanoid';
 import { errorMessage, StreamgateError } from '../errors.js';
 import { log as rootLog, type Logger } from '../log.js';
-import type { AccessRequest } from '../media/bus/registry.js';
+import type { AccessRequest, SourceHandle } from '../media/bus/registry.js';
 import { redactUrl } from '../media/bus/registry.js';
 import type { Role, Session } from '../media/bus/session.js';
 import type { Stream } from '../media/bus/stream.js';
@@ -157,16 +157,20 @@ export abstract class PullSource<T> implements Session {
     this.target = target;
   }
 
-  /** Registers the session and opens the first attempt (a source whose URL did not parse stays `invalid`). */
-  start(): void {
+  /**
+   * Registers the session and opens the first attempt (a source whose URL did not parse stays `invalid`).
+   * @returns the registry's handle: its `close()` is {@link stop}
+   */
+  start(): SourceHandle {
     this.registry.addSession(this);
     const target = this.target;
     if (target === null) {
       this.state = 'invalid';
-      return;
+    } else {
+      this.tickTimer = this.timers.setInterval(() => this.tick(this.timers.now()), PULL_SOURCE_TICK_MS);
+      this.openAttempt(target);
     }
-    this.tickTimer = this.timers.setInterval(() => this.tick(this.timers.now()), PULL_SOURCE_TICK_MS);
-    this.openAttempt(target);
+    return { close: () => this.stop() };
   }
 
   /** The registry's `SourceHandle.close()`: stops for good and ends the session. */

@@ -233,10 +233,10 @@ test('PullSource: close() (API kick) drops the attempt and reconnects; without a
   assert.equal(connects(src).length, 2);
 });
 
-test('PullSource: stop() tears down politely, ends the session and cancels every timer; it is idempotent', () => {
+test('PullSource: the handle start() returns stops it: polite teardown, session ended, every timer cancelled; idempotent', () => {
   const { timers, paths, src } = setup();
-  src.start();
-  src.stop();
+  const handle = src.start();
+  handle.close();
   assert.deepEqual(src.calls, ['connect cam #1 at 0', 'teardown (stopping)']);
   assert.equal(src.state, 'stopped');
   assert.deepEqual(paths.events, ['addSession source', 'removeSession: source stopped']);
@@ -245,6 +245,7 @@ test('PullSource: stop() tears down politely, ends the session and cancels every
   src.close('late kick');
   timers.advance(60_000);
   assert.deepEqual(paths.events, ['addSession source', 'removeSession: source stopped']);
+  handle.close();
   assert.equal(src.calls.length, 2);
 });
 

@@ -41,9 +41,7 @@ export interface RtmpSourceOptions extends PullSourceOptions {
  * `close()` stops it for good.
  */
 export function startRtmpSource(path: string, url: string, registry: RtmpSourcePaths, opts: RtmpSourceOptions = {}): SourceHandle {
-  const source = new RtmpSource(path, url, registry, opts);
-  source.start();
-  return { close: () => source.stop() };
+  return new RtmpSource(path, url, registry, opts).start();
 }
 
 type Publishing = { state: 'no' } | { state: 'pending'; held: RtmpClientAction[]; heldBytes: number } | { state: 'yes'; toBus: RtmpToBus };

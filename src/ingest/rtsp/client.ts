@@ -65,9 +65,7 @@ export interface RtspSourceOptions extends PullSourceOptions {
  * path's publisher while a connection plays. `close()` stops it for good.
  */
 export function startRtspSource(path: string, url: string, registry: RtspSourcePaths, opts: RtspSourceOptions = {}): SourceHandle {
-  const s = new RtspSource(path, url, registry, opts);
-  s.start();
-  return { close: () => s.stop() };
+  return new RtspSource(path, url, registry, opts).start();
 }
 
 /** A SourceStarter for the registry: `transportOf(path)` reads the path's `rtspTransport` from the config. */
