@@ -127,6 +127,23 @@ export interface HandshakeOptions {
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 
+/** {@link HandshakeOptions} with their defaults: where both sides get random bytes and the time field from. */
+class HandshakeEntropy {
+  readonly random: (buf: Uint8Array) => void;
+  private readonly uptimeMs: number;
+
+  constructor(opts: HandshakeOptions) {
+    this.random = opts.random ?? ((b) => randomFillSync(b));
+    this.uptimeMs = opts.uptimeMs ?? 0;
+  }
+
+  /** Fills C1 or S1 (spec §5.2.3): the 4-byte time field, and random bytes after the 4-byte version the caller sets. */
+  fillPacket(p: Uint8Array): void {
+    this.random(p.subarray(8));
+    new DataView(p.buffer, p.byteOffset, 8).setUint32(0, this.uptimeMs >>> 0);
+  }
+}
+
 /** Accumulates exactly `n` bytes across pushes into one buffer allocated up front. */
 class Gather {
   readonly buf: Uint8Array;
@@ -164,12 +181,10 @@ export class ServerHandshake {
   /** Which handshake the client got, known after C1: 'digest' with its scheme, or 'simple'. */
   mode: 'simple' | 'digest' | null = null;
   scheme: DigestScheme | null = null;
-  private readonly random: (buf: Uint8Array) => void;
-  private readonly uptimeMs: number;
+  private readonly entropy: HandshakeEntropy;
 
   constructor(opts: HandshakeOptions = {}) {
-    this.random = opts.random ?? ((b) => randomFillSync(b));
-    this.uptimeMs = opts.uptimeMs ?? 0;
+    this.entropy = new HandshakeEntropy(opts);
   }
 
   /** True once C2 arrived. */
@@ -208,8 +223,7 @@ export class ServerHandshake {
     out[0] = RTMP_VERSION;
     const s1 = out.subarray(1, 1 + RTMP_HANDSHAKE_SIZE);
     const s2 = out.subarray(1 + RTMP_HANDSHAKE_SIZE);
-    this.random(s1.subarray(8));
-    new DataView(s1.buffer, s1.byteOffset, 8).setUint32(0, this.uptimeMs >>> 0);
+    this.entropy.fillPacket(s1);
     // a zero version in C1 means the client speaks the simple handshake only
     const clientVersion = (c1[4] as number) | (c1[5] as number) | (c1[6] as number) | (c1[7] as number);
     const found = clientVersion !== 0 ? findDigest(c1, GENUINE_FP_KEY) : null;
@@ -223,7 +237,7 @@ export class ServerHandshake {
     this.scheme = found.scheme;
     s1.set(SERVER_VERSION, 4);
     imprintDigest(s1, found.scheme, GENUINE_FMS_KEY);
-    this.random(s2);
+    this.entropy.random(s2);
     signResponse(s2, found.digest, GENUINE_FMS_KEY_FULL);
     return out;
   }
@@ -244,12 +258,10 @@ export class ClientHandshake {
   mode: 'simple' | 'digest' | null = null;
   /** After S2 in digest mode: whether S2 was signed for our C1 digest (informational; not enforced). */
   s2Valid: boolean | null = null;
-  private readonly random: (buf: Uint8Array) => void;
-  private readonly uptimeMs: number;
+  private readonly entropy: HandshakeEntropy;
 
   constructor(opts: HandshakeOptions = {}) {
-    this.random = opts.random ?? ((b) => randomFillSync(b));
-    this.uptimeMs = opts.uptimeMs ?? 0;
+    this.entropy = new HandshakeEntropy(opts);
   }
 
   /** True once C2 was produced. */
@@ -263,8 +275,7 @@ export class ClientHandshake {
     this.started = true;
     const out = new Uint8Array(1 + RTMP_HANDSHAKE_SIZE);
     out[0] = RTMP_VERSION;
-    this.random(this.c1.subarray(8));
-    new DataView(this.c1.buffer).setUint32(0, this.uptimeMs >>> 0);
+    this.entropy.fillPacket(this.c1);
     this.c1.set(CLIENT_VERSION, 4);
     this.clientDigest = imprintDigest(this.c1, 0, GENUINE_FP_KEY); // a view into c1, which never changes again
     out.set(this.c1, 1);
@@ -292,7 +303,7 @@ export class ClientHandshake {
     } else {
       this.mode = 'digest';
       this.s2Valid = verifyResponse(s2, this.clientDigest, GENUINE_FMS_KEY_FULL);
-      this.random(c2);
+      this.entropy.random(c2);
       signResponse(c2, found.digest, GENUINE_FP_KEY_FULL);
     }
     this.finished = true;
