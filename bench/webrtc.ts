@@ -178,24 +178,26 @@ async function measure(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptio
     }, 200);
   });
   const abort = { aborted: false };
-  try {
-    return await Promise.race([measureOnce(engine, n, o, aus, log, abort), overloaded]);
-  } finally {
-    abort.aborted = true;
-    clearInterval(watchdog);
-  }
-}
-
-async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptions, aus: Uint8Array[][], log: (s: string) => void, abort: { aborted: boolean }): Promise<WebrtcBenchResult> {
-  const registry = new PathRegistry({ resolve: () => ({ ...DEFAULT_PATH_SETTINGS, maxReaders: 0 }), authorize: async () => undefined });
-  // with a browser, the gateway listens on the namespace's veth address (local to this host, so the child viewers
-  // reach it the same way as 127.0.0.1)
+  // made here, not in measureOnce: an overloaded point is abandoned mid-way and its process exits at once
   let ns: Netns | undefined;
   let browserError: string | undefined;
   if (o.browser) {
     if (canRunBrowserTests()) ns = createNetns();
     else browserError = 'needs root, ip and /usr/bin/chromium';
   }
+  try {
+    return await Promise.race([measureOnce(engine, n, o, aus, log, abort, ns, browserError), overloaded]);
+  } finally {
+    abort.aborted = true;
+    clearInterval(watchdog);
+    ns?.destroy();
+  }
+}
+
+async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchOptions, aus: Uint8Array[][], log: (s: string) => void, abort: { aborted: boolean }, ns: Netns | undefined, browserError: string | undefined): Promise<WebrtcBenchResult> {
+  const registry = new PathRegistry({ resolve: () => ({ ...DEFAULT_PATH_SETTINGS, maxReaders: 0 }), authorize: async () => undefined });
+  // with a browser, the gateway listens on the namespace's veth address (local to this host, so the child viewers
+  // reach it the same way as 127.0.0.1)
   const host = ns?.hostIp ?? '127.0.0.1';
   const srv = await startWebrtcServer({ host, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry, engine, maxViewers: 100_000, connectTimeoutMs: 30_000, ...(o.sendThreads !== undefined ? { sendThreads: o.sendThreads } : {}) });
   const pub = session();
@@ -314,7 +316,6 @@ async function measureOnce(engine: 'lean' | 'werift', n: number, o: WebrtcBenchO
     clearInterval(timer);
     registry.removePublisher(pub);
     await srv.close();
-    ns?.destroy();
   }
 }
 
