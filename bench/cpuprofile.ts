@@ -1,7 +1,8 @@
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { SourceMap } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 
 /** Summary of a V8 `.cpuprofile` (what `node --cpu-prof` writes): where the samples fell, mapped back to .ts lines. */
 
@@ -97,4 +98,22 @@ export function hotSpots(profilePath: string, root: string, top = 20): HotSpot[]
     .sort((a, b) => b[1] - a[1])
     .slice(0, top)
     .map(([k, v]) => ({ where: k, selfPct: (100 * v) / busy, totalPct: (100 * (incl.get(k) ?? v)) / busy }));
+}
+
+/** {@link hotSpots} as report lines: `self% self total% total  where`. */
+export function hotSpotLines(profilePath: string, root: string, top: number): string[] {
+  return hotSpots(profilePath, root, top).map((h) => `${h.selfPct.toFixed(1).padStart(5)}% self ${h.totalPct.toFixed(1).padStart(5)}% total  ${h.where}`);
+}
+
+/**
+ * Moves the profile a server wrote into `profDir` (if any) to the benchmarks' temporary directory as
+ * `<name>-<time>.cpuprofile`, so it outlives the run's directory. @returns its new path
+ */
+export function keepCpuProfile(profDir: string | undefined, name: string): string | undefined {
+  if (!profDir || !existsSync(profDir)) return undefined;
+  const prof = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!prof) return undefined;
+  const keep = join(tmpdir(), 'streamgate-bench', `${name}-${Date.now()}.cpuprofile`);
+  renameSync(join(profDir, prof), keep);
+  return keep;
 }

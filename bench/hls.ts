@@ -1,14 +1,16 @@
 import http from 'node:http';
-import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { FromLoad, LoadWindow, ToLoad } from './hls-load.js';
 import { STAMP_UUID_HLSJS, findStamps, prepareHlsSource, startStampingPublisher, tsElementaryStreams, wallMs, type StampingPublisher } from './hls-media.js';
-import { cpuSeconds, freePort, processTree, quantile, rssBytes, sleep, waitForPort } from './proc.js';
+import { cpuSeconds, freePort, processTree, quantile, rssBytes, sleep } from './proc.js';
+import { toolVersion, writeBenchSection } from './benchmarks-md.js';
 import type { BenchArgs, Benchmark } from './run.js';
+import { launchNginx, launchProcess, nginxRtmpConf, NGINX_BIN, NGINX_RTMP_MODULE, REPO_ROOT, type ServerProcess } from './servers.js';
 
 /**
  * HLS / LL-HLS benchmark (issue 4): how soon media is downloadable, how late hls.js plays, and how many LL-HLS
@@ -26,10 +28,6 @@ import type { BenchArgs, Benchmark } from './run.js';
  * latency = now − (stamp of the frame at currentTime), i.e. publisher to screen.
  */
 
-/** Repository root (this file runs from dist/bench/). */
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const NGINX_BIN = '/usr/sbin/nginx';
-const NGINX_RTMP_MODULE = '/usr/lib/nginx/modules/ngx_rtmp_module.so';
 const CHROMIUM = '/usr/bin/chromium';
 /** Flags the shared machine wants for headless Chromium. */
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'];
@@ -132,38 +130,7 @@ export interface HlsBenchResult {
 
 // ---- servers ----
 
-interface Server {
-  pid: number;
-  stop(): Promise<void>;
-  logTail(): string;
-}
-
-function launch(cmd: string, args: string[], dir: string, ports: number[]): Promise<Server> {
-  const logPath = join(dir, 'server.log');
-  const fd = openSync(logPath, 'a');
-  const child: ChildProcess = spawn(cmd, args, { cwd: REPO_ROOT, stdio: ['ignore', fd, fd], env: { ...process.env, STREAMGATE_LOG_LEVEL: 'warn' } });
-  closeSync(fd);
-  let exited = false;
-  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
-  const server: Server = {
-    pid: child.pid ?? -1,
-    logTail: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').slice(-15).join('\n') : ''),
-    async stop() {
-      if (exited) return;
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 7000);
-      await exit;
-      clearTimeout(t);
-    },
-  };
-  return Promise.all(ports.map((p) => waitForPort(p, 15_000, () => !exited))).then(
-    () => server,
-    async (err: unknown) => {
-      await server.stop();
-      throw new Error(`${cmd} did not start: ${err instanceof Error ? err.message : String(err)}\n${server.logTail()}`);
-    },
-  );
-}
+type Server = ServerProcess;
 
 /**
  * Extracts the committed HEAD (src, bin, package.json, tsconfig.json) into a temporary directory and compiles it
@@ -202,7 +169,7 @@ async function startStreamgate(dir: string, codeRoot: string): Promise<Server & 
       '',
     ].join('\n'),
   );
-  const s = await launch(process.execPath, [join(codeRoot, 'bin/streamgate.js'), '--config', conf], dir, [rtmpPort, hlsPort, metricsPort]);
+  const s = await launchProcess(process.execPath, [join(codeRoot, 'bin/streamgate.js'), '--config', conf], dir, [rtmpPort, hlsPort, metricsPort], { env: { ...process.env, STREAMGATE_LOG_LEVEL: 'warn' } });
   return { ...s, rtmpPort, hlsPort, metricsPort };
 }
 
@@ -217,42 +184,32 @@ async function startNginx(dir: string): Promise<Server & { rtmpPort: number; htt
   const conf = join(dir, 'nginx.conf');
   writeFileSync(
     conf,
-    [
-      `load_module ${NGINX_RTMP_MODULE};`,
-      'daemon off;',
-      'master_process on;',
-      'worker_processes 1;',
-      `pid ${join(dir, 'nginx.pid')};`,
-      `error_log ${join(dir, 'error.log')} warn;`,
-      'events { worker_connections 1024; }',
-      'rtmp {',
-      '  server {',
-      `    listen 127.0.0.1:${rtmpPort};`,
-      `    application ${APP} { live on; hls on; hls_path ${join(dir, 'hls')}; hls_fragment 1s; hls_playlist_length 6s; }`,
-      '  }',
-      '}',
-      'http {',
-      '  access_log off;',
-      `  client_body_temp_path ${join(dir, 'tmp')};`,
-      `  proxy_temp_path ${join(dir, 'tmp')};`,
-      `  fastcgi_temp_path ${join(dir, 'tmp')};`,
-      `  uwsgi_temp_path ${join(dir, 'tmp')};`,
-      `  scgi_temp_path ${join(dir, 'tmp')};`,
-      '  server {',
-      `    listen 127.0.0.1:${httpPort};`,
-      '    location /hls/ {',
-      '      types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }',
-      `      alias ${join(dir, 'hls')}/;`,
-      '      add_header Cache-Control no-cache;',
-      "      add_header Access-Control-Allow-Origin '*';",
-      '    }',
-      '  }',
-      '}',
-      '',
-    ].join('\n'),
+    nginxRtmpConf(dir, rtmpPort, {
+      workerConnections: 1024,
+      application: `${APP} { live on; hls on; hls_path ${join(dir, 'hls')}; hls_fragment 1s; hls_playlist_length 6s; }`,
+      tail: [
+        'http {',
+        '  access_log off;',
+        `  client_body_temp_path ${join(dir, 'tmp')};`,
+        `  proxy_temp_path ${join(dir, 'tmp')};`,
+        `  fastcgi_temp_path ${join(dir, 'tmp')};`,
+        `  uwsgi_temp_path ${join(dir, 'tmp')};`,
+        `  scgi_temp_path ${join(dir, 'tmp')};`,
+        '  server {',
+        `    listen 127.0.0.1:${httpPort};`,
+        '    location /hls/ {',
+        '      types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }',
+        `      alias ${join(dir, 'hls')}/;`,
+        '      add_header Cache-Control no-cache;',
+        "      add_header Access-Control-Allow-Origin '*';",
+        '    }',
+        '  }',
+        '}',
+      ],
+    }),
   );
   mkdirSync(join(dir, 'tmp'), { recursive: true });
-  const s = await launch(NGINX_BIN, ['-p', `${dir}/`, '-c', conf, '-e', join(dir, 'error.log')], dir, [rtmpPort, httpPort]);
+  const s = await launchNginx(dir, conf, [rtmpPort, httpPort]);
   return { ...s, rtmpPort, httpPort };
 }
 
@@ -812,27 +769,6 @@ const USAGE = `usage: node dist/bench/hls.js [options]   (wrap in: flock /tmp/st
   --no-write       print only, leave BENCHMARKS.md alone
   -h, --help       this text`;
 
-const SECTION = 'hls';
-
-function writeSection(body: string): void {
-  const file = join(REPO_ROOT, 'BENCHMARKS.md');
-  const start = `<!-- bench:${SECTION}:start -->`;
-  const end = `<!-- bench:${SECTION}:end -->`;
-  const block = `${start}\n${body}\n${end}`;
-  // read right before writing: other benchmarks write their own sections of the same file
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const a = text.indexOf(start);
-  const b = text.indexOf(end);
-  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + end.length);
-  else text = `${text.trimEnd()}\n\n${block}\n`;
-  writeFileSync(file, text);
-}
-
-function tool(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.replace(/ Copyright.*/, '').trim() || `${cmd}: not found`;
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -870,13 +806,13 @@ async function main(): Promise<void> {
     `- command: \`flock /tmp/streamgate-bench.lock node dist/bench/hls.js${argv ? ` ${argv}` : ''}\` after \`npx tsc -p .\` (took ${took} s)`,
     `- date: ${began.toISOString().replace(/\.\d+Z$/, 'Z')}`,
     `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared)`,
-    `- code: streamgate ${result.code}; Node ${process.version}; ${tool(NGINX_BIN, ['-v'])} with libnginx-mod-rtmp; ${tool(CHROMIUM, ['--version'])}`,
+    `- code: streamgate ${result.code}; Node ${process.version}; ${toolVersion(NGINX_BIN, ['-v'])} with libnginx-mod-rtmp; ${toolVersion(CHROMIUM, ['--version'])}`,
     '',
     renderHls(result),
   ].join('\n');
   console.log(`\n${section}\n`);
   if (!values['no-write']) {
-    writeSection(section);
+    writeBenchSection('hls', section);
     console.log('written to BENCHMARKS.md');
   }
 }

@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 
 /** Linux process accounting from /proc, and small process/port helpers for the benchmarks. */
 
@@ -126,4 +126,14 @@ export function quantile(values: number[], q: number): number {
   if (values.length === 0) return NaN;
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+}
+
+/** SIGTERM to a child process, SIGKILL after 3 s; resolves once it exited. */
+export async function stopChild(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+  c.kill('SIGTERM');
+  const t = setTimeout(() => c.kill('SIGKILL'), 3000);
+  await gone;
+  clearTimeout(t);
 }

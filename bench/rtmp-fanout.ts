@@ -1,11 +1,14 @@
-import { fork, spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hotSpots } from './cpuprofile.js';
-import { cpuSeconds, cpuTimes, processTree, quantile, rssBytes, sleep } from './proc.js';
+import { hotSpotLines, keepCpuProfile } from './cpuprofile.js';
+import { processTree, quantile, sleep, stopChild } from './proc.js';
+import { ReaderProcess } from './reader-proc.js';
+import type { BenchArgs } from './run.js';
 import type { FromReaders, ReaderResult, ToReaders } from './rtmp-readers.js';
 import { REPO_ROOT, SERVERS, freezeStreamgate, streamgateCodeRoot, unfreezeStreamgate, type RunningServer, type ServerKind } from './servers.js';
+import { failedFigures, fmt, pct, sampleServer, serverFigures, split, table, type ServerFigures } from './stats.js';
 
 /**
  * RTMP fan-out: one ffmpeg publisher at ~3 Mbps, N cheap players in separate processes, the same load through
@@ -33,35 +36,14 @@ const TARGET_CPU_VS_NGINX = 1.0;
 const TARGET_RSS_KB = 32;
 const TARGET_FIRST_FRAME_P95_MS = 50;
 
-/** Options of one fan-out run. */
-export interface FanoutOptions {
-  readers: number[];
-  seconds: number;
-  servers: ServerKind['key'][];
-  /** players started per second while connecting (all reader processes together) */
-  connectRate: number;
-  readersPerProcess: number;
-  /** write a V8 CPU profile of the Node servers and print their hot spots */
-  profile: boolean;
-  /** YAML appended to streamgate's config, to measure a setting (e.g. the GOP cache off) */
-  streamgateYaml?: string;
-}
+/** Options of one fan-out run: the benchmark command line (see {@link BenchArgs}). */
+export type FanoutOptions = BenchArgs;
 
 /** Figures of one (server, N) run. */
-export interface RunResult {
+export interface RunResult extends ServerFigures {
   server: ServerKind['key'];
   readers: number;
   error?: string;
-  windowS: number;
-  baselineCpuPct: number;
-  cpuPct: number;
-  /** the part of cpuPct spent in the kernel (socket writes, loopback TCP) */
-  sysPct: number;
-  /** (CPU in the window − baseline CPU) per reader, in CPU-seconds per reader-minute */
-  cpuPerReaderMin: number;
-  baselineRssMB: number;
-  rssMB: number;
-  rssPerReaderKB: number;
   expectedFrames: number;
   /** share of readers that received ≥ 99 % of the expected frames */
   framesOkShare: number;
@@ -74,48 +56,7 @@ export interface RunResult {
   firstKeyP95: number;
   ageP50: number;
   ageP95: number;
-  mbpsPerReader: number;
-  readerCpuPct: number;
   hotSpots?: string[];
-}
-
-/** A reader child process with request/response over IPC. */
-class ReaderProcess {
-  private readonly child: ChildProcess;
-  private readonly waiting: ((m: FromReaders) => void)[] = [];
-  private exited = false;
-
-  constructor() {
-    this.child = fork(join(REPO_ROOT, 'dist/bench/rtmp-readers.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
-    this.child.on('message', (m: FromReaders) => {
-      for (const w of this.waiting.splice(0)) w(m);
-    });
-    this.child.once('exit', () => {
-      this.exited = true;
-      for (const w of this.waiting.splice(0)) w({ type: 'error', message: 'reader process exited' });
-    });
-  }
-
-  request<T extends FromReaders['type']>(msg: ToReaders, expect: T, timeoutMs: number): Promise<Extract<FromReaders, { type: T }>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`reader process: no ${expect} after ${timeoutMs} ms`)), timeoutMs);
-      this.waiting.push((m) => {
-        clearTimeout(timer);
-        if (m.type === expect) resolve(m as Extract<FromReaders, { type: T }>);
-        else reject(new Error(m.type === 'error' ? m.message : `reader process: got ${m.type}, wanted ${expect}`));
-      });
-      this.child.send(msg);
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.send({ type: 'stop' } satisfies ToReaders);
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 3000);
-    await gone;
-    clearTimeout(t);
-  }
 }
 
 /** Encodes the publisher's source once (cached across runs): ffmpeg's x264 then never competes with the servers. */
@@ -145,25 +86,9 @@ export function prepareSource(): string {
   return file;
 }
 
-function startPublisher(source: string, port: number): ChildProcess {
-  return spawn(
-    'ffmpeg',
-    ['-hide_banner', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', source, '-c', 'copy', '-f', 'flv', `rtmp://127.0.0.1:${port}/${APP}/${STREAM}`],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-}
-
-async function stopChild(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return;
-  const gone = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-  c.kill('SIGTERM');
-  const t = setTimeout(() => c.kill('SIGKILL'), 3000);
-  await gone;
-  clearTimeout(t);
-}
-
-function split(n: number, parts: number): number[] {
-  return Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
+/** ffmpeg publishing the source file to `url` in a loop at its own pace, without re-encoding. */
+export function startLoopPublisher(source: string, url: string): ChildProcess {
+  return spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', source, '-c', 'copy', '-f', 'flv', url], { stdio: ['ignore', 'ignore', 'inherit'] });
 }
 
 /** One server with N readers: start, baseline, connect, steady window, stop. */
@@ -172,26 +97,22 @@ export async function runOnce(kind: ServerKind, n: number, opts: FanoutOptions, 
   const profDir = opts.profile && kind.key !== 'nginx' ? join(dir, 'prof') : undefined;
   let server: RunningServer | undefined;
   let publisher: ChildProcess | undefined;
-  const procs: ReaderProcess[] = [];
+  const procs: ReaderProcess<ToReaders, FromReaders>[] = [];
   try {
     server = await kind.start(dir, {
       ...(profDir ? { cpuProfileDir: profDir } : {}),
       ...(opts.streamgateYaml ? { streamgateYaml: opts.streamgateYaml } : {}),
     });
-    publisher = startPublisher(source, server.port);
+    publisher = startLoopPublisher(source, `rtmp://127.0.0.1:${server.port}/${APP}/${STREAM}`);
     const nProcs = Math.max(1, Math.ceil(n / opts.readersPerProcess));
-    for (let i = 0; i < nProcs; i++) procs.push(new ReaderProcess());
+    for (let i = 0; i < nProcs; i++) procs.push(new ReaderProcess<ToReaders, FromReaders>('rtmp-readers.js'));
     const probe: ToReaders = { type: 'probe', host: '127.0.0.1', port: server.port, app: APP, name: STREAM };
     await Promise.all(procs.map((p) => p.request(probe, 'probe-ready', 25_000)));
     await sleep(WARMUP_MS);
 
     const tree = () => processTree(server!.pid);
     let pids = tree();
-    const b0 = cpuSeconds(pids);
-    const bt0 = performance.now();
-    await sleep(BASELINE_MS);
-    const baselineCpu = (cpuSeconds(pids) - b0) / ((performance.now() - bt0) / 1000);
-    const baselineRss = rssBytes(pids);
+    const baseline = await sampleServer(pids, BASELINE_MS);
 
     const counts = split(n, nProcs);
     const rate = opts.connectRate / nProcs;
@@ -204,17 +125,10 @@ export async function runOnce(kind: ServerKind, n: number, opts: FanoutOptions, 
 
     pids = tree();
     await Promise.all(procs.map((p) => p.request({ type: 'window-start' }, 'window-started', 10_000)));
-    const c0 = cpuTimes(pids);
-    const t0 = performance.now();
-    await sleep(opts.seconds * 1000);
-    const c1 = cpuTimes(pids); // the same processes as c0: nothing is forked during the window
-    const t1 = performance.now();
-    const rss = rssBytes(pids);
+    const window = await sampleServer(pids, opts.seconds * 1000);
     const results = await Promise.all(procs.map((p) => p.request({ type: 'window-end' }, 'result', 30_000)));
     if (!server.alive()) throw new Error(`server exited during the run\n${server.logTail()}`);
 
-    const windowS = (t1 - t0) / 1000;
-    const cpuRate = (c1.user + c1.system - c0.user - c0.system) / windowS;
     const readers: ReaderResult[] = results.flatMap((r) => r.readers);
     // frames sent in the window, from the live edge's timestamps (see FromReaders.liveEdgeAdvanceMs)
     const sent = (r: (typeof results)[number]) => (r.liveEdgeAdvanceMs * FPS) / 1000;
@@ -224,18 +138,10 @@ export async function runOnce(kind: ServerKind, n: number, opts: FanoutOptions, 
     const firstFrame = got(readers.map((r) => r.firstFrameMs));
     const firstKey = got(readers.map((r) => r.firstKeyMs));
     const age = got(readers.map((r) => r.firstKeyAgeMs));
-    const readerWindowS = results.reduce((s, r) => s + r.windowMs, 0) / results.length / 1000;
     return {
       server: kind.key,
       readers: n,
-      windowS,
-      baselineCpuPct: baselineCpu * 100,
-      cpuPct: cpuRate * 100,
-      sysPct: ((c1.system - c0.system) / windowS) * 100,
-      cpuPerReaderMin: n > 0 ? ((cpuRate - baselineCpu) * 60) / n : NaN,
-      baselineRssMB: baselineRss / 2 ** 20,
-      rssMB: rss / 2 ** 20,
-      rssPerReaderKB: n > 0 ? (rss - baselineRss) / 1024 / n : NaN,
+      ...serverFigures(n, baseline, window, results),
       expectedFrames: results.reduce((s, r) => s + sent(r), 0) / results.length,
       framesOkShare: n > 0 ? ok / n : NaN,
       medianFrames: quantile(readers.map((r) => r.frames), 0.5),
@@ -247,21 +153,13 @@ export async function runOnce(kind: ServerKind, n: number, opts: FanoutOptions, 
       firstKeyP95: quantile(firstKey, 0.95),
       ageP50: quantile(age, 0.5),
       ageP95: quantile(age, 0.95),
-      mbpsPerReader: n > 0 ? (results.reduce((s, r) => s + r.bytes, 0) * 8) / 1e6 / readerWindowS / n : NaN,
-      readerCpuPct: (results.reduce((s, r) => s + r.cpuSeconds, 0) / readerWindowS) * 100,
     };
   } finally {
     await Promise.allSettled(procs.map((p) => p.stop()));
     if (publisher) await stopChild(publisher);
     if (server) await server.stop();
-    if (profDir && existsSync(profDir)) {
-      const prof = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-      if (prof) {
-        const keep = join(tmpdir(), 'streamgate-bench', `${kind.key}-n${n}-${Date.now()}.cpuprofile`);
-        renameSync(join(profDir, prof), keep);
-        lastProfile.set(`${kind.key}/${n}`, keep);
-      }
-    }
+    const keep = keepCpuProfile(profDir, `${kind.key}-n${n}`);
+    if (keep) lastProfile.set(`${kind.key}/${n}`, keep);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -294,7 +192,7 @@ async function runAll(opts: FanoutOptions, source: string, log: (line: string) =
       }
       const prof = lastProfile.get(`${key}/${n}`);
       if (prof) {
-        r.hotSpots = hotSpots(prof, key === 'streamgate' ? streamgateCodeRoot() : REPO_ROOT, 15).map((h) => `${h.selfPct.toFixed(1).padStart(5)}% self ${h.totalPct.toFixed(1).padStart(5)}% total  ${h.where}`);
+        r.hotSpots = hotSpotLines(prof, key === 'streamgate' ? streamgateCodeRoot() : REPO_ROOT, 15);
         log(`  CPU profile: ${prof}`);
         for (const h of r.hotSpots) log(`    ${h}`);
       }
@@ -308,9 +206,8 @@ async function runAll(opts: FanoutOptions, source: string, log: (line: string) =
 function failedRun(server: ServerKind['key'], readers: number, error: string): RunResult {
   const nan = NaN;
   return {
-    server, readers, error, windowS: nan, baselineCpuPct: nan, cpuPct: nan, sysPct: nan, cpuPerReaderMin: nan, baselineRssMB: nan, rssMB: nan,
-    rssPerReaderKB: nan, expectedFrames: nan, framesOkShare: nan, medianFrames: nan, probeFrames: nan, failed: readers,
-    firstFrameP50: nan, firstFrameP95: nan, firstKeyP50: nan, firstKeyP95: nan, ageP50: nan, ageP95: nan, mbpsPerReader: nan, readerCpuPct: nan,
+    server, readers, error, ...failedFigures(), expectedFrames: nan, framesOkShare: nan, medianFrames: nan, probeFrames: nan, failed: readers,
+    firstFrameP50: nan, firstFrameP95: nan, firstKeyP50: nan, firstKeyP95: nan, ageP50: nan, ageP95: nan,
   };
 }
 
@@ -323,24 +220,10 @@ function summaryLine(r: RunResult): string {
   );
 }
 
-function fmt(x: number, digits: number): string {
-  return Number.isFinite(x) ? x.toFixed(digits) : '–';
-}
-
-function pct(x: number): string {
-  return Number.isFinite(x) ? `${(x * 100).toFixed(1)}%` : '–';
-}
-
 function ratio(a: number, b: number): string {
   // a per-reader figure ≤ 0 is measurement noise (small N: the baseline moved more than the readers added)
   if (!Number.isFinite(a) || !Number.isFinite(b) || a <= 0 || b <= 0) return '–';
   return `${(a / b).toFixed(2)}×`;
-}
-
-function table(head: string[], rows: string[][]): string {
-  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
-  for (const r of rows) lines.push(`| ${r.join(' | ')} |`);
-  return lines.join('\n');
 }
 
 /** Markdown tables: one per server, then streamgate's ratios, then the issue's targets. */

@@ -1,3 +1,4 @@
+import { ReaderPool, sendToBenchmark, serveReaders, type ReaderCommand, type ReaderReply } from './reader-proc.js';
 import { RtmpPlayClient } from './rtmp-client.js';
 
 /**
@@ -10,12 +11,7 @@ import { RtmpPlayClient } from './rtmp-client.js';
  */
 
 /** Messages from the benchmark to a reader process. */
-export type ToReaders =
-  | { type: 'probe'; host: string; port: number; app: string; name: string }
-  | { type: 'connect'; count: number; perSecond: number; timeoutMs: number }
-  | { type: 'window-start' }
-  | { type: 'window-end' }
-  | { type: 'stop' };
+export type ToReaders = { type: 'probe'; host: string; port: number; app: string; name: string } | ReaderCommand;
 
 /** What one measured player reports at the end of the window. */
 export interface ReaderResult {
@@ -33,9 +29,7 @@ export interface ReaderResult {
 
 /** Messages from a reader process to the benchmark. */
 export type FromReaders =
-  | { type: 'probe-ready' }
-  | { type: 'connected'; playing: number; failed: number }
-  | { type: 'window-started' }
+  | ReaderReply
   | {
       type: 'result';
       windowMs: number;
@@ -50,18 +44,13 @@ export type FromReaders =
       bytes: number;
       /** this process's CPU in the window (user + system), seconds */
       cpuSeconds: number;
-    }
-  | { type: 'error'; message: string };
+    };
 
-function send(msg: FromReaders): void {
-  process.send?.(msg);
-}
+const send = (msg: FromReaders): void => sendToBenchmark(msg);
 
 /** One receive buffer for every socket: the parser never keeps views into it. */
 const readBuffer = Buffer.allocUnsafe(256 * 1024);
 let target: { host: string; port: number; app: string; name: string } | undefined;
-let probe: RtmpPlayClient | undefined;
-const readers: RtmpPlayClient[] = [];
 /** newest video timestamp any player in this process received: the live edge as seen from here */
 let liveTs = -1;
 const ages = new Map<RtmpPlayClient, number>();
@@ -76,54 +65,8 @@ function onFirstKeyframe(c: RtmpPlayClient, ts: number): void {
   ages.set(c, liveTs >= 0 ? Math.max(0, liveTs - ts) : -1);
 }
 
-function player(): RtmpPlayClient {
-  const t = target!;
-  return new RtmpPlayClient({ ...t, readBuffer, onFrame, onFirstKeyframe });
-}
-
-function startProbe(): void {
-  probe = player();
-  const deadline = Date.now() + 20_000;
-  const wait = setInterval(() => {
-    const s = probe!.stats;
-    // a few frames past the first keyframe: the publisher is live and the probe follows it
-    if (s.firstKeyAtMs >= 0 && s.frames >= 10) {
-      clearInterval(wait);
-      send({ type: 'probe-ready' });
-    } else if (Date.now() > deadline) {
-      clearInterval(wait);
-      send({ type: 'error', message: `probe player got no video: ${s.error ?? (s.closed ? 'closed' : 'timeout')}` });
-    } else if (s.error !== null || s.closed) {
-      // the publisher is not there yet (streamgate refuses to play an unpublished path): try again
-      probe!.destroy();
-      probe = player();
-    }
-  }, 50);
-}
-
-function connect(count: number, perSecond: number, timeoutMs: number): void {
-  // connect in small batches every 10 ms: `perSecond` players a second, like viewers arriving, not one SYN flood
-  const perTick = Math.max(1, Math.round(perSecond / 100));
-  let started = 0;
-  const ramp = setInterval(() => {
-    for (let k = 0; k < perTick && started < count; k++, started++) readers.push(player());
-    if (started >= count) clearInterval(ramp);
-  }, 10);
-  const begin = Date.now();
-  const check = setInterval(() => {
-    if (started < count) return;
-    let playing = 0;
-    let failed = 0;
-    for (const r of readers) {
-      if (r.stats.firstKeyAtMs >= 0) playing++;
-      else if (r.stats.error !== null || r.stats.closed) failed++;
-    }
-    if (playing + failed === count || Date.now() - begin > timeoutMs) {
-      clearInterval(check);
-      send({ type: 'connected', playing, failed });
-    }
-  }, 50);
-}
+const pool = new ReaderPool(() => new RtmpPlayClient({ ...target!, readBuffer, onFrame, onFirstKeyframe }));
+const readers = pool.readers;
 
 function measuredBytes(): number {
   let b = 0;
@@ -136,7 +79,7 @@ function startWindow(): void {
     at: performance.now(),
     liveTs,
     frames: readers.map((r) => r.stats.frames),
-    probeFrames: probe?.stats.frames ?? 0,
+    probeFrames: pool.probe?.stats.frames ?? 0,
     bytes: measuredBytes(),
     cpu: process.cpuUsage(),
   };
@@ -165,34 +108,19 @@ function endWindow(): void {
     type: 'result',
     windowMs: performance.now() - w.at,
     readers: result,
-    probeFrames: (probe?.stats.frames ?? 0) - w.probeFrames,
+    probeFrames: (pool.probe?.stats.frames ?? 0) - w.probeFrames,
     liveEdgeAdvanceMs: liveTs - w.liveTs,
     bytes: measuredBytes() - w.bytes,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
   });
 }
 
-process.on('message', (msg: ToReaders) => {
-  switch (msg.type) {
-    case 'probe':
-      target = { host: msg.host, port: msg.port, app: msg.app, name: msg.name };
-      startProbe();
-      break;
-    case 'connect':
-      connect(msg.count, msg.perSecond, msg.timeoutMs);
-      break;
-    case 'window-start':
-      startWindow();
-      break;
-    case 'window-end':
-      endWindow();
-      break;
-    case 'stop':
-      for (const r of readers) r.destroy();
-      probe?.destroy();
-      process.disconnect?.();
-      setTimeout(() => process.exit(0), 100).unref();
-      break;
-  }
+serveReaders(pool, {
+  probe(msg: Extract<ToReaders, { type: 'probe' }>) {
+    target = { host: msg.host, port: msg.port, app: msg.app, name: msg.name };
+    // a few frames past the first keyframe: the publisher is live and the probe follows it
+    pool.startProbe((p) => p.stats.firstKeyAtMs >= 0 && p.stats.frames >= 10);
+  },
+  startWindow,
+  endWindow,
 });
-process.on('disconnect', () => process.exit(0));

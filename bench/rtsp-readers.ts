@@ -1,3 +1,4 @@
+import { ReaderPool, sendToBenchmark, serveReaders, type ReaderCommand, type ReaderReply } from './reader-proc.js';
 import { RtspPlayClient, type RtspTransportKind } from './rtsp-client.js';
 
 /**
@@ -11,12 +12,7 @@ import { RtspPlayClient, type RtspTransportKind } from './rtsp-client.js';
  */
 
 /** Messages from the benchmark to a reader process. */
-export type ToRtspReaders =
-  | { type: 'probe'; host: string; port: number; path: string; transport: RtspTransportKind }
-  | { type: 'connect'; count: number; perSecond: number; timeoutMs: number }
-  | { type: 'window-start' }
-  | { type: 'window-end' }
-  | { type: 'stop' };
+export type ToRtspReaders = { type: 'probe'; host: string; port: number; path: string; transport: RtspTransportKind } | ReaderCommand;
 
 /** What one measured player reports at the end of the window. */
 export interface RtspReaderResult {
@@ -32,9 +28,7 @@ export interface RtspReaderResult {
 
 /** Messages from a reader process to the benchmark. */
 export type FromRtspReaders =
-  | { type: 'probe-ready' }
-  | { type: 'connected'; playing: number; failed: number }
-  | { type: 'window-started' }
+  | ReaderReply
   | {
       type: 'result';
       windowMs: number;
@@ -45,70 +39,20 @@ export type FromRtspReaders =
       bytes: number;
       /** this process's CPU in the window (user + system), seconds */
       cpuSeconds: number;
-    }
-  | { type: 'error'; message: string };
+    };
 
-function send(msg: FromRtspReaders): void {
-  process.send?.(msg);
-}
+const send = (msg: FromRtspReaders): void => sendToBenchmark(msg);
 
 /** One receive buffer for every TCP player: the parser never keeps views into it. */
 const readBuffer = Buffer.allocUnsafe(256 * 1024);
 let target: { host: string; port: number; path: string; transport: RtspTransportKind } | undefined;
-let probe: RtspPlayClient | undefined;
-const readers: RtspPlayClient[] = [];
+const pool = new ReaderPool(() => new RtspPlayClient({ ...target!, readBuffer }));
+const readers = pool.readers;
 let windowStart: { at: number; received: number[]; highest: number[][]; bytes: number; cpu: NodeJS.CpuUsage } | undefined;
 
-function player(): RtspPlayClient {
-  return new RtspPlayClient({ ...target!, readBuffer });
-}
-
-const all = (): RtspPlayClient[] => (probe ? [probe, ...readers] : readers);
+const all = (): RtspPlayClient[] => (pool.probe ? [pool.probe, ...readers] : readers);
 const receivedOf = (c: RtspPlayClient): number => c.stats.media.reduce((s, m) => s + m.received, 0);
 const bytesOf = (c: RtspPlayClient): number => c.stats.media.reduce((s, m) => s + m.bytes, 0);
-
-function startProbe(): void {
-  probe = player();
-  const deadline = Date.now() + 20_000;
-  const wait = setInterval(() => {
-    const s = probe!.stats;
-    if (s.firstKeyAtMs >= 0 && (s.media[0]?.received ?? 0) >= 100) {
-      clearInterval(wait);
-      send({ type: 'probe-ready' });
-    } else if (Date.now() > deadline) {
-      clearInterval(wait);
-      send({ type: 'error', message: `probe player got no video: ${s.error ?? (s.closed ? 'closed' : 'timeout')}` });
-    } else if (s.error !== null || s.closed) {
-      // the publisher is not there yet (404): try again
-      probe!.destroy();
-      probe = player();
-    }
-  }, 50);
-}
-
-function connect(count: number, perSecond: number, timeoutMs: number): void {
-  // small batches every 10 ms: `perSecond` players a second, like viewers arriving, not one SYN flood
-  const perTick = Math.max(1, Math.round(perSecond / 100));
-  let started = 0;
-  const ramp = setInterval(() => {
-    for (let k = 0; k < perTick && started < count; k++, started++) readers.push(player());
-    if (started >= count) clearInterval(ramp);
-  }, 10);
-  const begin = Date.now();
-  const check = setInterval(() => {
-    if (started < count) return;
-    let playing = 0;
-    let failed = 0;
-    for (const r of readers) {
-      if (r.stats.firstKeyAtMs >= 0) playing++;
-      else if (r.stats.error !== null || r.stats.closed) failed++;
-    }
-    if (playing + failed === count || Date.now() - begin > timeoutMs) {
-      clearInterval(check);
-      send({ type: 'connected', playing, failed });
-    }
-  }, 50);
-}
 
 function startWindow(): void {
   const players = all();
@@ -157,27 +101,11 @@ function endWindow(): void {
   });
 }
 
-process.on('message', (msg: ToRtspReaders) => {
-  switch (msg.type) {
-    case 'probe':
-      target = { host: msg.host, port: msg.port, path: msg.path, transport: msg.transport };
-      startProbe();
-      break;
-    case 'connect':
-      connect(msg.count, msg.perSecond, msg.timeoutMs);
-      break;
-    case 'window-start':
-      startWindow();
-      break;
-    case 'window-end':
-      endWindow();
-      break;
-    case 'stop':
-      for (const r of readers) r.destroy();
-      probe?.destroy();
-      process.disconnect?.();
-      setTimeout(() => process.exit(0), 100).unref();
-      break;
-  }
+serveReaders(pool, {
+  probe(msg: Extract<ToRtspReaders, { type: 'probe' }>) {
+    target = { host: msg.host, port: msg.port, path: msg.path, transport: msg.transport };
+    pool.startProbe((p) => p.stats.firstKeyAtMs >= 0 && (p.stats.media[0]?.received ?? 0) >= 100);
+  },
+  startWindow,
+  endWindow,
 });
-process.on('disconnect', () => process.exit(0));

@@ -1,17 +1,20 @@
-import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { hotSpots } from './cpuprofile.js';
-import { cpuTimes, freePort, processTree, quantile, rssBytes, sleep, waitForPort } from './proc.js';
-import { FPS, prepareSource } from './rtmp-fanout.js';
+import { hotSpotLines, keepCpuProfile } from './cpuprofile.js';
+import { freePort, processTree, quantile, sleep, stopChild } from './proc.js';
+import { ReaderProcess } from './reader-proc.js';
+import { FPS, prepareSource, startLoopPublisher } from './rtmp-fanout.js';
 import type { FromReaders, ToReaders } from './rtmp-readers.js';
 import type { FromRtspReaders, RtspReaderResult, ToRtspReaders } from './rtsp-readers.js';
+import { toolVersion, writeBenchSection } from './benchmarks-md.js';
 import type { BenchArgs, Benchmark } from './run.js';
-import { freezeStreamgate, REPO_ROOT, streamgateCodeRoot, unfreezeStreamgate } from './servers.js';
+import { freezeStreamgate, launchProcess, REPO_ROOT, streamgateCodeRoot, unfreezeStreamgate, type ServerProcess } from './servers.js';
+import { failedFigures, fmt, pct, sampleServer, serverFigures, split, table, type ServerFigures } from './stats.js';
 
 /**
  * RTSP fan-out (issue 3): one ~3 Mbps stream published over RTMP (the RTMP benchmark's pre-encoded 1280x720 30 fps
@@ -39,8 +42,6 @@ const SHARE = 0.99;
 /** Issue 3 targets. */
 const TARGET_TCP_CPU_VS_RTMP = 1.2;
 const TARGET_UDP_SHARE_N = 500;
-/** How long the server may take to exit after SIGTERM before it is killed. */
-const STOP_TIMEOUT_MS = 7000;
 /** The lock every benchmark on this shared machine holds while it runs (see bench/run.ts). */
 const LOCK_FILE = '/tmp/streamgate-bench.lock';
 const LOCK_HELD_ENV = 'STREAMGATE_BENCH_LOCK_HELD';
@@ -69,19 +70,10 @@ export interface RtspBenchOptions {
 }
 
 /** Figures of one (mode, N) run. */
-export interface RtspRunResult {
+export interface RtspRunResult extends ServerFigures {
   mode: ReadMode;
   readers: number;
   error?: string;
-  windowS: number;
-  baselineCpuPct: number;
-  cpuPct: number;
-  sysPct: number;
-  /** (CPU in the window − baseline CPU) per reader, CPU-seconds per reader-minute */
-  cpuPerReaderMin: number;
-  baselineRssMB: number;
-  rssMB: number;
-  rssPerReaderKB: number;
   /** share of readers that received ≥ 99 % of the packets (RTMP: frames) sent in the window */
   okShare: number;
   /** all readers' received / sent */
@@ -89,58 +81,13 @@ export interface RtspRunResult {
   failed: number;
   firstKeyP50: number;
   firstKeyP95: number;
-  mbpsPerReader: number;
-  readerCpuPct: number;
   hotSpots?: string[];
 }
 
-/** A reader child process with request/response over IPC (RTSP or RTMP readers: the same protocol shape). */
-class ReaderProcess<To extends { type: string }, From extends { type: string }> {
-  private readonly child: ChildProcess;
-  private readonly waiting: ((m: From | { type: 'error'; message: string }) => void)[] = [];
-  private exited = false;
-
-  constructor(script: string) {
-    this.child = fork(join(REPO_ROOT, 'dist/bench', script), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
-    this.child.on('message', (m: From) => {
-      for (const w of this.waiting.splice(0)) w(m);
-    });
-    this.child.once('exit', () => {
-      this.exited = true;
-      for (const w of this.waiting.splice(0)) w({ type: 'error', message: 'reader process exited' });
-    });
-  }
-
-  request<T extends From['type']>(msg: To, expect: T, timeoutMs: number): Promise<Extract<From, { type: T }>> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`reader process: no ${expect} after ${timeoutMs} ms`)), timeoutMs);
-      this.waiting.push((m) => {
-        clearTimeout(timer);
-        if (m.type === expect) resolve(m as Extract<From, { type: T }>);
-        else reject(new Error('message' in m ? String(m.message) : `reader process: got ${m.type}, wanted ${expect}`));
-      });
-      this.child.send(msg);
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.exited) return;
-    const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    this.child.send({ type: 'stop' });
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 3000);
-    await gone;
-    clearTimeout(t);
-  }
-}
-
 /** A running streamgate with RTMP and RTSP (TCP + a UDP pair) on loopback. */
-interface Server {
-  pid: number;
+interface Server extends ServerProcess {
   rtmpPort: number;
   rtspPort: number;
-  alive(): boolean;
-  logTail(): string;
-  stop(): Promise<void>;
 }
 
 /** An even UDP port whose successor is free too (the server's RTP/RTCP pair). */
@@ -185,59 +132,9 @@ async function startServer(dir: string, profDir: string | undefined): Promise<Se
   );
   const env = { ...process.env };
   delete env.STREAMGATE_LOG_LEVEL;
-  const logPath = join(dir, 'server.log');
-  const fd = openSync(logPath, 'a');
   const prof = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
-  const child = spawn(process.execPath, [...prof, join(streamgateCodeRoot(), 'bin/streamgate.js'), '--config', conf], { cwd: REPO_ROOT, env, stdio: ['ignore', fd, fd] });
-  closeSync(fd);
-  let exited = false;
-  const exit = new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.once('error', () => resolve());
-  }).then(() => {
-    exited = true;
-  });
-  const server: Server = {
-    pid: child.pid ?? -1,
-    rtmpPort,
-    rtspPort,
-    alive: () => !exited,
-    logTail: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').slice(-15).join('\n') : ''),
-    async stop() {
-      if (exited) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-      await exit;
-      clearTimeout(timer);
-    },
-  };
-  try {
-    await waitForPort(rtspPort, 15_000, server.alive);
-    await waitForPort(rtmpPort, 5_000, server.alive);
-  } catch (err) {
-    await server.stop();
-    throw new Error(`streamgate did not start: ${err instanceof Error ? err.message : String(err)}\n${server.logTail()}`);
-  }
-  return server;
-}
-
-function startPublisher(source: string, port: number): ChildProcess {
-  return spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-stream_loop', '-1', '-i', source, '-c', 'copy', '-f', 'flv', `rtmp://127.0.0.1:${port}/${PATH}`], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-}
-
-async function stopChild(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return;
-  const gone = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-  c.kill('SIGTERM');
-  const t = setTimeout(() => c.kill('SIGKILL'), 3000);
-  await gone;
-  clearTimeout(t);
-}
-
-function split(n: number, parts: number): number[] {
-  return Array.from({ length: parts }, (_, i) => Math.floor(n / parts) + (i < n % parts ? 1 : 0));
+  const args = [...prof, join(streamgateCodeRoot(), 'bin/streamgate.js'), '--config', conf];
+  return { ...(await launchProcess(process.execPath, args, dir, [rtspPort, rtmpPort], { env, name: 'streamgate' })), rtmpPort, rtspPort };
 }
 
 /** What a reader process reports at the end of the window, for either protocol. */
@@ -301,7 +198,7 @@ async function runOnce(mode: ReadMode, n: number, opts: RtspBenchOptions, source
   let d: ReturnType<typeof driver> | undefined;
   try {
     server = await startServer(dir, profDir);
-    publisher = startPublisher(source, server.rtmpPort);
+    publisher = startLoopPublisher(source, `rtmp://127.0.0.1:${server.rtmpPort}/${PATH}`);
     const perProcess = mode === 'rtsp-udp' ? Math.min(opts.readersPerProcess, UDP_READERS_PER_PROCESS) : opts.readersPerProcess;
     const nProcs = Math.max(1, Math.ceil(n / perProcess));
     d = driver(mode, server, nProcs);
@@ -310,12 +207,7 @@ async function runOnce(mode: ReadMode, n: number, opts: RtspBenchOptions, source
 
     const tree = () => processTree(server!.pid);
     let pids = tree();
-    const b0 = cpuTimes(pids);
-    const bt0 = performance.now();
-    await sleep(BASELINE_MS);
-    const b1 = cpuTimes(pids);
-    const baselineCpu = (b1.user + b1.system - b0.user - b0.system) / ((performance.now() - bt0) / 1000);
-    const baselineRss = rssBytes(pids);
+    const baseline = await sampleServer(pids, BASELINE_MS);
 
     const connectTimeout = (n / opts.connectRate) * 1000 + 20_000;
     const connected = await d.connect(split(n, nProcs), opts.connectRate / nProcs, connectTimeout);
@@ -324,51 +216,28 @@ async function runOnce(mode: ReadMode, n: number, opts: RtspBenchOptions, source
 
     pids = tree();
     await d.windowStart();
-    const c0 = cpuTimes(pids);
-    const t0 = performance.now();
-    await sleep(opts.seconds * 1000);
-    const c1 = cpuTimes(pids);
-    const t1 = performance.now();
-    const rss = rssBytes(pids);
+    const window = await sampleServer(pids, opts.seconds * 1000);
     const reports = await d.windowEnd();
     if (!server.alive()) throw new Error(`server exited during the run\n${server.logTail()}`);
 
-    const windowS = (t1 - t0) / 1000;
-    const cpuRate = (c1.user + c1.system - c0.user - c0.system) / windowS;
     const readers = reports.flatMap((r) => r.readers);
     const firstKey = readers.map((r) => r.firstKeyMs).filter((x) => x >= 0);
-    const readerWindowS = reports.reduce((s, r) => s + r.windowMs, 0) / reports.length / 1000;
     return {
       mode,
       readers: n,
-      windowS,
-      baselineCpuPct: baselineCpu * 100,
-      cpuPct: cpuRate * 100,
-      sysPct: ((c1.system - c0.system) / windowS) * 100,
-      cpuPerReaderMin: n > 0 ? ((cpuRate - baselineCpu) * 60) / n : NaN,
-      baselineRssMB: baselineRss / 2 ** 20,
-      rssMB: rss / 2 ** 20,
-      rssPerReaderKB: n > 0 ? (rss - baselineRss) / 1024 / n : NaN,
+      ...serverFigures(n, baseline, window, reports),
       okShare: n > 0 ? readers.filter((r) => r.share >= SHARE).length / n : NaN,
       deliveredShare: readers.length > 0 ? readers.reduce((s, r) => s + Math.min(1, r.share), 0) / readers.length : NaN,
       failed: Math.max(failedToStart, readers.filter((r) => r.failed).length),
       firstKeyP50: quantile(firstKey, 0.5),
       firstKeyP95: quantile(firstKey, 0.95),
-      mbpsPerReader: n > 0 ? (reports.reduce((s, r) => s + r.bytes, 0) * 8) / 1e6 / readerWindowS / n : NaN,
-      readerCpuPct: (reports.reduce((s, r) => s + r.cpuSeconds, 0) / readerWindowS) * 100,
     };
   } finally {
     if (d) await Promise.allSettled(d.procs.map((p) => p.stop()));
     if (publisher) await stopChild(publisher);
     if (server) await server.stop();
-    if (profDir && existsSync(profDir)) {
-      const prof = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
-      if (prof) {
-        const keep = join(tmpdir(), 'streamgate-bench', `rtsp-${mode}-n${n}-${Date.now()}.cpuprofile`);
-        renameSync(join(profDir, prof), keep);
-        lastProfile = keep;
-      }
-    }
+    const keep = keepCpuProfile(profDir, `rtsp-${mode}-n${n}`);
+    if (keep) lastProfile = keep;
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -392,7 +261,7 @@ export async function runRtsp(opts: RtspBenchOptions, log: (line: string) => voi
           r = failedRun(mode, n, err instanceof Error ? err.message : String(err));
         }
         if (lastProfile) {
-          r.hotSpots = hotSpots(lastProfile, streamgateCodeRoot(), 20).map((h) => `${h.selfPct.toFixed(1).padStart(5)}% self ${h.totalPct.toFixed(1).padStart(5)}% total  ${h.where}`);
+          r.hotSpots = hotSpotLines(lastProfile, streamgateCodeRoot(), 20);
           log(`  CPU profile: ${lastProfile}`);
           for (const h of r.hotSpots) log(`    ${h}`);
         }
@@ -409,17 +278,8 @@ export async function runRtsp(opts: RtspBenchOptions, log: (line: string) => voi
 function failedRun(mode: ReadMode, readers: number, error: string): RtspRunResult {
   const nan = NaN;
   return {
-    mode, readers, error, windowS: nan, baselineCpuPct: nan, cpuPct: nan, sysPct: nan, cpuPerReaderMin: nan, baselineRssMB: nan, rssMB: nan,
-    rssPerReaderKB: nan, okShare: nan, deliveredShare: nan, failed: readers, firstKeyP50: nan, firstKeyP95: nan, mbpsPerReader: nan, readerCpuPct: nan,
+    mode, readers, error, ...failedFigures(), okShare: nan, deliveredShare: nan, failed: readers, firstKeyP50: nan, firstKeyP95: nan,
   };
-}
-
-function fmt(x: number, digits: number): string {
-  return Number.isFinite(x) ? x.toFixed(digits) : '–';
-}
-
-function pct(x: number, digits = 1): string {
-  return Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : '–';
 }
 
 function summaryLine(r: RtspRunResult): string {
@@ -428,10 +288,6 @@ function summaryLine(r: RtspRunResult): string {
     `rss ${fmt(r.rssMB, 1)} MB (+${fmt(r.rssPerReaderKB, 1)} KB/reader), ≥99% ${pct(r.okShare)} (delivered ${pct(r.deliveredShare, 2)}), ` +
     `first frame p50/p95 ${fmt(r.firstKeyP50, 0)}/${fmt(r.firstKeyP95, 0)} ms, ${fmt(r.mbpsPerReader, 2)} Mbps/reader, failed ${r.failed}, readers' CPU ${fmt(r.readerCpuPct, 0)}%`
   );
-}
-
-function table(head: string[], rows: string[][]): string {
-  return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
 /** Markdown: the three transports side by side per N, then the targets. */
@@ -519,22 +375,6 @@ const USAGE = `usage: node dist/bench/rtsp.js [options]   (takes ${LOCK_FILE} it
   --no-write               print only, leave BENCHMARKS.md alone
   -h, --help               this text`;
 
-const SECTION = 'rtsp';
-
-function writeSection(body: string): void {
-  const file = join(REPO_ROOT, 'BENCHMARKS.md');
-  const start = `<!-- bench:${SECTION}:start -->`;
-  const end = `<!-- bench:${SECTION}:end -->`;
-  const block = `${start}\n${body}\n${end}`;
-  // read right before writing: other benchmarks write their own sections of the same file
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const a = text.indexOf(start);
-  const b = text.indexOf(end);
-  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + end.length);
-  else text = `${text.trimEnd()}\n\n${block}\n`;
-  writeFileSync(file, text);
-}
-
 /** True when this process already runs under `flock LOCK_FILE` (an ancestor holds it, or run.ts said so). */
 function lockHeld(): boolean {
   if (process.env[LOCK_HELD_ENV]) return true;
@@ -549,11 +389,6 @@ function lockHeld(): boolean {
     }
   }
   return false;
-}
-
-function tool(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.replace(/ Copyright.*/, '').trim() || `${cmd}: not found`;
 }
 
 async function main(): Promise<void> {
@@ -608,14 +443,14 @@ async function main(): Promise<void> {
     `- command: \`flock ${LOCK_FILE} node dist/bench/rtsp.js${argv ? ` ${argv}` : ''}\` after \`npx tsc -p .\` (took ${took} s)`,
     `- date: ${began.toISOString().replace(/\.\d+Z$/, 'Z')}`,
     `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')} (shared with other engineers' work)`,
-    `- code: streamgate at ${tool('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'])}, run from a frozen copy of dist/; Node ${process.version}; ${tool('ffmpeg', ['-version'])}`,
+    `- code: streamgate at ${toolVersion('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'])}, run from a frozen copy of dist/; Node ${process.version}; ${toolVersion('ffmpeg', ['-version'])}`,
     `- stream: the RTMP benchmark's 1280x720 30 fps 2 s GOP ~3 Mbps + AAC file, published with \`ffmpeg -re -stream_loop -1 -c copy\` over RTMP; readers in separate processes; each (transport, N) on a fresh server`,
     '',
     body,
   ].join('\n');
   console.log(`\n${section}\n`);
   if (!values['no-write']) {
-    writeSection(section);
+    writeBenchSection('rtsp', section);
     console.log('written to BENCHMARKS.md');
   }
 }

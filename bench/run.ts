@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { toolVersion, writeBenchSection } from './benchmarks-md.js';
 import { renderFanout, runFanout, type FanoutOptions } from './rtmp-fanout.js';
 import { NGINX_BIN, REPO_ROOT, SERVERS, type ServerKind } from './servers.js';
 
@@ -21,10 +22,12 @@ export interface BenchArgs {
   readers: number[];
   seconds: number;
   servers: ServerKind['key'][];
+  /** players started per second while connecting (all reader processes together) */
   connectRate: number;
   readersPerProcess: number;
+  /** write a V8 CPU profile of the Node servers and print their hot spots */
   profile: boolean;
-  /** streamgate: YAML appended to its generated config */
+  /** YAML appended to streamgate's generated config, to measure a setting (e.g. the GOP cache off) */
   streamgateYaml?: string;
 }
 
@@ -128,22 +131,12 @@ function parse(argv: string[]): { only: string[]; args: BenchArgs; write: boolea
   };
 }
 
-function tool(cmd: string, args: string[]): string {
-  try {
-    // nginx -v prints to stderr, ffmpeg -version to stdout
-    const r = spawnSync(cmd, args, { encoding: 'utf8' });
-    return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.replace(/ Copyright.*/, '').trim() || `${cmd}: not found`;
-  } catch {
-    return `${cmd}: not found`;
-  }
-}
-
 function machine(): string {
   const nms = JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules/node-media-server/package.json'), 'utf8')) as { version: string };
   return [
     `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared)`,
-    `- code: streamgate at ${tool('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'])} (dist/ as compiled at the start of the run; the work tree is shared, so "-dirty" may include other engineers' uncommitted files)`,
-    `- Node ${process.version}; ${tool(NGINX_BIN, ['-v'])} with libnginx-mod-rtmp; node-media-server ${nms.version}; ${tool('ffmpeg', ['-version'])}`,
+    `- code: streamgate at ${toolVersion('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'])} (dist/ as compiled at the start of the run; the work tree is shared, so "-dirty" may include other engineers' uncommitted files)`,
+    `- Node ${process.version}; ${toolVersion(NGINX_BIN, ['-v'])} with libnginx-mod-rtmp; node-media-server ${nms.version}; ${toolVersion('ffmpeg', ['-version'])}`,
   ].join('\n');
 }
 
@@ -152,19 +145,6 @@ const HEADER = `# Benchmarks
 Produced by \`npm run bench\` (bench/run.ts). Each section below is rewritten by its benchmark; notes outside the
 \`<!-- bench:… -->\` markers are kept.
 `;
-
-function writeSection(name: string, body: string): void {
-  const file = join(REPO_ROOT, 'BENCHMARKS.md');
-  const start = `<!-- bench:${name}:start -->`;
-  const end = `<!-- bench:${name}:end -->`;
-  const block = `${start}\n${body}\n${end}`;
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : HEADER;
-  const a = text.indexOf(start);
-  const b = text.indexOf(end);
-  if (a >= 0 && b > a) text = text.slice(0, a) + block + text.slice(b + end.length);
-  else text = `${text.trimEnd()}\n\n${block}\n`;
-  writeFileSync(file, text);
-}
 
 function defaultNames(): string[] {
   return Object.keys(BENCHMARKS).filter((k) => BENCHMARKS[k]!.inDefaultRun);
@@ -218,7 +198,7 @@ async function main(): Promise<void> {
     ].join('\n');
     console.log(`\n${section}\n`);
     if (parsed.write) {
-      writeSection(name, section);
+      writeBenchSection(name, section, HEADER);
       console.log('written to BENCHMARKS.md');
     }
   }

@@ -19,16 +19,20 @@ const START_TIMEOUT_MS = 15_000;
 /** How long a server may take to exit after SIGTERM before it is killed (streamgate's own limit is 5 s). */
 const STOP_TIMEOUT_MS = 7_000;
 
-/** A server process under test. */
-export interface RunningServer {
+/** A server process started by {@link launchProcess}. */
+export interface ServerProcess {
   /** root of the process tree whose CPU and memory are measured */
   pid: number;
-  port: number;
   alive(): boolean;
   /** the last lines of its log, for error messages */
   logTail(): string;
   /** SIGTERM, wait for the exit (so a CPU profile gets written), SIGKILL after a timeout */
   stop(): Promise<void>;
+}
+
+/** A server process under test. */
+export interface RunningServer extends ServerProcess {
+  port: number;
 }
 
 /** How to start a server. */
@@ -47,10 +51,21 @@ export interface ServerKind {
   start(dir: string, opts?: StartOptions): Promise<RunningServer>;
 }
 
-function launch(cmd: string, args: string[], dir: string, port: number, env: NodeJS.ProcessEnv = process.env): Promise<RunningServer> {
+/** How {@link launchProcess} starts a server. */
+export interface LaunchOptions {
+  env?: NodeJS.ProcessEnv;
+  /** what the error says did not start (default: the command) */
+  name?: string;
+}
+
+/**
+ * Starts a server with its output appended to `dir`/server.log and resolves once it accepts connections on every
+ * port; if it does not, stops it and rejects with the log's tail.
+ */
+export async function launchProcess(cmd: string, args: string[], dir: string, ports: number[], opts: LaunchOptions = {}): Promise<ServerProcess> {
   const logPath = join(dir, 'server.log');
   const fd = openSync(logPath, 'a');
-  const child: ChildProcess = spawn(cmd, args, { cwd: REPO_ROOT, env, stdio: ['ignore', fd, fd] });
+  const child: ChildProcess = spawn(cmd, args, { cwd: REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   let exited = false;
   const exit = new Promise<void>((resolve) => {
@@ -63,9 +78,8 @@ function launch(cmd: string, args: string[], dir: string, port: number, env: Nod
       resolve();
     });
   });
-  const server: RunningServer = {
+  const server: ServerProcess = {
     pid: child.pid ?? -1,
-    port,
     alive: () => !exited,
     logTail: () => (existsSync(logPath) ? readFileSync(logPath, 'utf8').split('\n').slice(-15).join('\n') : ''),
     async stop() {
@@ -76,13 +90,47 @@ function launch(cmd: string, args: string[], dir: string, port: number, env: Nod
       clearTimeout(timer);
     },
   };
-  return waitForPort(port, START_TIMEOUT_MS, server.alive).then(
-    () => server,
-    async (err: unknown) => {
-      await server.stop();
-      throw new Error(`${cmd} did not start: ${err instanceof Error ? err.message : String(err)}\n${server.logTail()}`);
-    },
-  );
+  try {
+    for (const port of ports) await waitForPort(port, START_TIMEOUT_MS, server.alive);
+  } catch (err) {
+    await server.stop();
+    throw new Error(`${opts.name ?? cmd} did not start: ${err instanceof Error ? err.message : String(err)}\n${server.logTail()}`);
+  }
+  return server;
+}
+
+async function launch(cmd: string, args: string[], dir: string, port: number, env: NodeJS.ProcessEnv = process.env): Promise<RunningServer> {
+  return { ...(await launchProcess(cmd, args, dir, [port], { env })), port };
+}
+
+/**
+ * The nginx.conf of an nginx-rtmp server on loopback: one worker (plus its master), an RTMP `application` block
+ * (`application` is its name and block, e.g. `live { live on; }`), then `tail` (an `http { … }` block).
+ */
+export function nginxRtmpConf(dir: string, rtmpPort: number, o: { workerConnections: number; rlimitNofile?: number; application: string; tail?: string[] }): string {
+  return [
+    `load_module ${NGINX_RTMP_MODULE};`,
+    'daemon off;',
+    'master_process on;',
+    'worker_processes 1;',
+    ...(o.rlimitNofile ? [`worker_rlimit_nofile ${o.rlimitNofile};`] : []),
+    `pid ${join(dir, 'nginx.pid')};`,
+    `error_log ${join(dir, 'error.log')} warn;`,
+    `events { worker_connections ${o.workerConnections}; }`,
+    'rtmp {',
+    '  server {',
+    `    listen 127.0.0.1:${rtmpPort};`,
+    `    application ${o.application}`,
+    '  }',
+    '}',
+    ...(o.tail ?? []),
+    '',
+  ].join('\n');
+}
+
+/** Starts nginx with the configuration in `conf`, logging to `dir`. */
+export function launchNginx(dir: string, conf: string, ports: number[]): Promise<ServerProcess> {
+  return launchProcess(NGINX_BIN, ['-p', `${dir}/`, '-c', conf, '-e', join(dir, 'error.log')], dir, ports);
 }
 
 /** Where streamgate runs from: the work tree, or a frozen copy (see {@link freezeStreamgate}). */
@@ -152,27 +200,8 @@ export const nginx: ServerKind = {
   async start(dir) {
     const port = await freePort();
     const conf = join(dir, 'nginx.conf');
-    writeFileSync(
-      conf,
-      [
-        `load_module ${NGINX_RTMP_MODULE};`,
-        'daemon off;',
-        'master_process on;',
-        'worker_processes 1;',
-        'worker_rlimit_nofile 16384;',
-        `pid ${join(dir, 'nginx.pid')};`,
-        `error_log ${join(dir, 'error.log')} warn;`,
-        'events { worker_connections 8192; }',
-        'rtmp {',
-        '  server {',
-        `    listen 127.0.0.1:${port};`,
-        '    application live { live on; }',
-        '  }',
-        '}',
-        '',
-      ].join('\n'),
-    );
-    return launch(NGINX_BIN, ['-p', `${dir}/`, '-c', conf, '-e', join(dir, 'error.log')], dir, port);
+    writeFileSync(conf, nginxRtmpConf(dir, port, { workerConnections: 8192, rlimitNofile: 16384, application: 'live { live on; }' }));
+    return { ...(await launchNginx(dir, conf, [port])), port };
   },
 };
 
