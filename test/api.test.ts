@@ -4,15 +4,15 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { startApiServer, type RecordingInfo } from '../src/api.js';
 import { makeFrame, type Frame } from '../src/media/bus/frame.js';
-import type { FrameSink, Reader } from '../src/media/bus/reader.js';
+import type { FrameSink } from '../src/media/bus/reader.js';
 import { DEFAULT_PATH_SETTINGS, PathRegistry, type PathPolicy } from '../src/media/bus/registry.js';
-import type { Protocol, Role, Session } from '../src/media/bus/session.js';
+import type { Protocol, Role } from '../src/media/bus/session.js';
 import type { Stream } from '../src/media/bus/stream.js';
 import { Track } from '../src/media/bus/track.js';
+import { CHROMIUM_PATH, HEADLESS_CHROMIUM_ARGS } from './helpers/chromium.js';
+import { fakeSession as makeFakeSession, feedUntilSeen, type FakeSession } from './helpers/sessions.js';
 
 const PULL_URL = 'rtsp://admin:hunter2@192.0.2.10:554/stream1';
-
-type FakeSession = Session & { closedWith: string[]; reader?: Reader };
 
 /** A session as a protocol would register it; close() detaches it from the registry like a real one. */
 function fakeSession(
@@ -23,28 +23,7 @@ function fakeSession(
   remoteAddr: string,
   stats?: Record<string, unknown>,
 ): FakeSession {
-  const s: FakeSession = {
-    id,
-    protocol,
-    role,
-    path: '',
-    remoteAddr,
-    state: role === 'publisher' ? 'publish' : 'play',
-    createdAt: Date.UTC(2026, 0, 2, 3, 4, 5, 678),
-    bytesIn: 0,
-    bytesOut: 0,
-    closedWith: [],
-    close(reason: string) {
-      s.closedWith.push(reason);
-      if (s.closedWith.length > 1) return;
-      if (role === 'publisher') registry.removePublisher(s);
-      s.reader?.close(reason);
-      registry.removeSession(s, reason);
-    },
-  };
-  if (stats) s.stats = () => stats;
-  registry.addSession(s);
-  return s;
+  return makeFakeSession(registry, id, protocol, role, { remoteAddr, createdAt: Date.UTC(2026, 0, 2, 3, 4, 5, 678), ...(stats ? { stats } : {}) });
 }
 
 /** A reader sink that records what it got. */
@@ -275,14 +254,10 @@ test('GET /v1/sessions: every session with counters, ISO createdAt and stats()',
 test('bitrate "now" follows the byte counters', async (t) => {
   const f = await fixture();
   const base = await start(t, f.registry);
-  const deadline = Date.now() + 3000;
-  let seen = 0;
-  while (Date.now() < deadline && seen === 0) {
-    f.pub.bytesIn += 10_000;
-    await new Promise((r) => setTimeout(r, 60));
-    const r = await getJson(`${base}/v1/sessions/pub1`);
-    seen = (r.body as { bitrateIn: number }).bitrateIn;
-  }
+  const seen = await feedUntilSeen(
+    () => (f.pub.bytesIn += 10_000),
+    async () => ((await getJson(`${base}/v1/sessions/pub1`)).body as { bitrateIn: number }).bitrateIn,
+  );
   assert.ok(seen > 0, 'bitrateIn became positive');
 });
 
@@ -383,28 +358,17 @@ test('GET / and /dashboard serve a self-contained page', async (t) => {
   }
 });
 
-const CHROMIUM = '/usr/bin/chromium';
-
 test('the dashboard renders sessions in Chromium and its kick button works', { timeout: 60_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.skip(`${CHROMIUM} not installed`);
+  if (!existsSync(CHROMIUM_PATH)) {
+    t.skip(`${CHROMIUM_PATH} not installed`);
     return;
   }
   const { chromium } = await import('playwright-core');
   const f = await fixture();
   const base = await start(t, f.registry);
   const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    executablePath: CHROMIUM_PATH,
+    args: [...HEADLESS_CHROMIUM_ARGS],
   });
   t.after(() => browser.close());
   const page = await browser.newPage();

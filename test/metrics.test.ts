@@ -2,36 +2,15 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { BitrateSampler, startMetricsServer } from '../src/metrics.js';
 import { makeFrame, type Frame } from '../src/media/bus/frame.js';
-import type { FrameSink, Reader } from '../src/media/bus/reader.js';
+import type { FrameSink } from '../src/media/bus/reader.js';
 import { DEFAULT_PATH_SETTINGS, PathRegistry } from '../src/media/bus/registry.js';
-import type { Protocol, Role, Session } from '../src/media/bus/session.js';
+import type { Protocol, Role } from '../src/media/bus/session.js';
 import type { Stream } from '../src/media/bus/stream.js';
 import { Track } from '../src/media/bus/track.js';
-
-type FakeSession = Session & { closedWith: string[]; reader?: Reader };
+import { fakeSession as makeFakeSession, feedUntilSeen, type FakeSession } from './helpers/sessions.js';
 
 function fakeSession(registry: PathRegistry, id: string, protocol: Protocol, role: Role, createdAt = Date.now()): FakeSession {
-  const s: FakeSession = {
-    id,
-    protocol,
-    role,
-    path: '',
-    remoteAddr: '127.0.0.1:4000',
-    state: role === 'publisher' ? 'publish' : 'play',
-    createdAt,
-    bytesIn: 0,
-    bytesOut: 0,
-    closedWith: [],
-    close(reason: string) {
-      s.closedWith.push(reason);
-      if (s.closedWith.length > 1) return;
-      if (role === 'publisher') registry.removePublisher(s);
-      s.reader?.close(reason);
-      registry.removeSession(s, reason);
-    },
-  };
-  registry.addSession(s);
-  return s;
+  return makeFakeSession(registry, id, protocol, role, { remoteAddr: '127.0.0.1:4000', createdAt });
 }
 
 /** A sink whose socket queue size the test sets, to make the reader drop frames. */
@@ -230,13 +209,10 @@ test('/metrics exposes every streamgate metric with the right names, types and l
 test('session bitrate gauge follows the counters', async (t) => {
   const f = await fixture();
   const base = await start(t, f.registry);
-  const deadline = Date.now() + 3000;
-  let seen = 0;
-  while (Date.now() < deadline && seen === 0) {
-    f.pub.bytesIn += 10_000;
-    await new Promise((r) => setTimeout(r, 60));
-    seen = value(await scrape(base), 'streamgate_session_bitrate_bits', { id: 'pub1', direction: 'in' }) ?? 0;
-  }
+  const seen = await feedUntilSeen(
+    () => (f.pub.bytesIn += 10_000),
+    async () => value(await scrape(base), 'streamgate_session_bitrate_bits', { id: 'pub1', direction: 'in' }) ?? 0,
+  );
   assert.ok(seen > 0);
 });
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
-import { Message, parseMessage } from 'werift';
+import { parseMessage } from 'werift';
 import { LimitError, ParseError, StreamgateError } from '../../../src/errors.js';
 import {
   ICE_TCP_CHECK_TIMEOUT_MS,
@@ -16,6 +16,7 @@ import {
   type IceTcpSink,
 } from '../../../src/egress/webrtc/ice-tcp.js';
 import { parseStun, STUN_MAX_MESSAGE, UdpMux, verifyIntegrity, type IceLink, type MuxPeer } from '../../../src/egress/webrtc/udp-mux.js';
+import { bindingRequest as stunBindingRequest } from '../../helpers/stun.js';
 
 /** What Chromium 156 sent on its ICE-TCP connection (test/fixtures/webrtc/README.md): 19 RFC 4571 frames. */
 const session = readFileSync(new URL('../../../../test/fixtures/webrtc/chromium-156-ice-tcp-session.bin', import.meta.url));
@@ -181,17 +182,8 @@ test('IceTcpConnection: deadlines — unbound 10 s after opening, bound 30 s aft
 
 // ---- the listener, through the mux, over real sockets on 127.0.0.1 ----
 
-/** A Binding request as a browser sends it (RFC 8445 §7.1.2), built with werift's STUN encoder. */
-function bindingRequest(user: string, pwd: string, useCandidate: boolean): Buffer {
-  const m = new Message(1 /* BINDING */, 0 /* REQUEST */);
-  m.setAttribute('USERNAME', user);
-  m.setAttribute('PRIORITY', 1518280447);
-  m.setAttribute('ICE-CONTROLLING', BigInt('0x1122334455667788'));
-  if (useCandidate) m.setAttribute('USE-CANDIDATE', null);
-  m.addMessageIntegrity(Buffer.from(pwd));
-  m.addFingerprint();
-  return m.bytes;
-}
+/** A Binding request as a browser sends it over TCP (the priority of a host TCP candidate). */
+const bindingRequest = (user: string, pwd: string, useCandidate: boolean): Buffer => stunBindingRequest(user, pwd, useCandidate, 1518280447);
 
 class FakePeer implements MuxPeer {
   checks: IceLink[] = [];

@@ -3,20 +3,12 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import fc from 'fast-check';
-import { Message, parseMessage } from 'werift';
+import { parseMessage } from 'werift';
 import { bindingSuccess, parseStun, UdpMux, verifyIntegrity, type IceLink, type MuxPeer } from '../../../src/egress/webrtc/udp-mux.js';
+import { bindingRequest as stunBindingRequest } from '../../helpers/stun.js';
 
-/** A Binding request as a browser sends it (RFC 8445 §7.1.2), built with werift's STUN encoder. */
-function bindingRequest(user: string, pwd: string, useCandidate: boolean): Buffer {
-  const m = new Message(1 /* BINDING */, 0 /* REQUEST */);
-  m.setAttribute('USERNAME', user);
-  m.setAttribute('PRIORITY', 1845501695);
-  m.setAttribute('ICE-CONTROLLING', BigInt('0x1122334455667788'));
-  if (useCandidate) m.setAttribute('USE-CANDIDATE', null);
-  m.addMessageIntegrity(Buffer.from(pwd));
-  m.addFingerprint();
-  return m.bytes;
-}
+/** A Binding request as a browser sends it over UDP (the priority of a host UDP candidate). */
+const bindingRequest = (user: string, pwd: string, useCandidate: boolean): Buffer => stunBindingRequest(user, pwd, useCandidate, 1845501695);
 
 class FakePeer implements MuxPeer {
   checks: [string, number, boolean][] = [];

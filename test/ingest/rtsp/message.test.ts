@@ -29,6 +29,7 @@ import {
 } from '../../../src/ingest/rtsp/message.js';
 import { parseRtp } from '../../../src/media/rtp/packet.js';
 import { parseRtcp } from '../../../src/media/rtp/rtcp.js';
+import { pushInPieces } from '../../helpers/split-points.js';
 
 const FIXTURES = new URL('../../../../test/fixtures/rtsp/', import.meta.url);
 const load = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, FIXTURES)));
@@ -51,17 +52,7 @@ function plain(msgs: RtspMessage[]): unknown[] {
   );
 }
 
-function parseAll(buf: Uint8Array, cuts: readonly number[] = []): RtspMessage[] {
-  const p = new RtspParser();
-  const out: RtspMessage[] = [];
-  let prev = 0;
-  for (const c of [...cuts].sort((a, b) => a - b)) {
-    out.push(...p.push(buf.subarray(prev, c)));
-    prev = c;
-  }
-  out.push(...p.push(buf.subarray(prev)));
-  return out;
-}
+const parseAll = (buf: Uint8Array, cuts: readonly number[] = []): RtspMessage[] => pushInPieces(new RtspParser(), buf, cuts);
 
 describe('RtspParser on captured sessions', () => {
   it('ffmpeg 5.1 publishing over TCP: OPTIONS, ANNOUNCE+SDP, 2×SETUP, RECORD, then interleaved RTP/RTCP', () => {

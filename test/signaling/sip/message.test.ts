@@ -30,6 +30,7 @@ import {
   type SipStreamItem,
 } from '../../../src/signaling/sip/message.js';
 import { parseSdp } from '../../../src/signaling/sdp/description.js';
+import { pushInPieces } from '../../helpers/split-points.js';
 
 const FIXTURES = new URL('../../../../test/fixtures/sip/', import.meta.url);
 const load = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, FIXTURES)));
@@ -42,17 +43,7 @@ function plain(m: SipMessage): unknown {
   return { ...m, headers: m.headers.entries(), body: bodyText(m) };
 }
 
-function parseStream(buf: Uint8Array, cuts: readonly number[] = []): SipStreamItem[] {
-  const p = new SipStreamParser();
-  const out: SipStreamItem[] = [];
-  let prev = 0;
-  for (const c of [...cuts].sort((a, b) => a - b)) {
-    out.push(...p.push(buf.subarray(prev, c)));
-    prev = c;
-  }
-  out.push(...p.push(buf.subarray(prev)));
-  return out;
-}
+const parseStream = (buf: Uint8Array, cuts: readonly number[] = []): SipStreamItem[] => pushInPieces(new SipStreamParser(), buf, cuts);
 
 const plainItems = (items: SipStreamItem[]): unknown[] => items.map((i) => (i.kind === 'ping' ? i : plain(i.message)));
 
