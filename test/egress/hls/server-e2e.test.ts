@@ -5,38 +5,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { ChildProcess } from 'node:child_process';
 import { startHlsServer, type HlsServer } from '../../../src/egress/hls/server.js';
 import { RtmpPlaySink } from '../../../src/egress/rtmp/from-bus.js';
 import { startRtmpServer, type RtmpServer } from '../../../src/ingest/rtmp/server.js';
 import { DEFAULT_PATH_SETTINGS, PathRegistry } from '../../../src/media/bus/registry.js';
 import { ffmpegPublish, hasCommand, run, waitFor } from '../../helpers/media-tools.js';
+import { CHROMIUM_PATH } from '../../helpers/chromium.js';
+import { parseM3u8, TEST_HLS_SERVER } from '../../helpers/hls.js';
 
-interface ParsedPart {
-  uri: string;
-  duration: number;
-  independent?: boolean;
-}
-interface ParsedManifest {
-  targetDuration: number;
-  mediaSequence: number;
-  segments: { uri: string; duration: number; parts?: ParsedPart[] }[];
-  partInf?: { partTarget: number };
-  serverControl?: { canBlockReload?: boolean; partHoldBack?: number; canSkipUntil?: number };
-  preloadSegment?: { parts?: ParsedPart[]; preloadHints?: { uri: string }[] };
-  playlists?: { uri: string }[];
-}
-const require = createRequire(import.meta.url);
-const { Parser } = require('m3u8-parser') as { Parser: new () => { push(s: string): void; end(): void; manifest: ParsedManifest } };
-const parse = (text: string): ParsedManifest => {
-  const p = new Parser();
-  p.push(text);
-  p.end();
-  return p.manifest;
-};
-
-const CHROMIUM = '/usr/bin/chromium';
 const canRun = hasCommand('ffmpeg') && hasCommand('ffprobe');
 
 describe('HLS end to end (ffmpeg RTMP publish)', { skip: !canRun && 'ffmpeg/ffprobe not installed', timeout: 120_000 }, () => {
@@ -50,22 +27,13 @@ describe('HLS end to end (ffmpeg RTMP publish)', { skip: !canRun && 'ffmpeg/ffpr
   before(async () => {
     registry = new PathRegistry({ resolve: () => DEFAULT_PATH_SETTINGS, authorize: async () => {} });
     rtmp = await startRtmpServer({ host: '127.0.0.1', port: 0, paths: registry, createPlaySink: (p) => new RtmpPlaySink(p), readTimeoutMs: 10_000 });
-    hls = await startHlsServer({
-      host: '127.0.0.1',
-      port: 0,
-      paths: registry,
-      variant: 'lowLatency',
-      segmentMinDurationMs: 1000,
-      partDurationMs: 200,
-      segmentCount: 7,
-      muxerCloseAfterMs: 60_000,
-    });
+    hls = await startHlsServer({ ...TEST_HLS_SERVER, paths: registry });
     base = `http://127.0.0.1:${hls.port}/live/e2e`;
     publisher = ffmpegPublish(`rtmp://127.0.0.1:${rtmp.port}/live/e2e`, { size: '640x360', rate: 30, gop: 30 });
     await waitFor(() => registry.paths.get('live/e2e')?.stream.ready, 15_000);
     const r = await fetch(`${base}/index.m3u8`);
     assert.equal(r.status, 200);
-    mediaUri = parse(await r.text()).playlists![0]!.uri;
+    mediaUri = parseM3u8(await r.text()).playlists![0]!.uri;
   });
 
   after(async () => {
@@ -75,7 +43,7 @@ describe('HLS end to end (ffmpeg RTMP publish)', { skip: !canRun && 'ffmpeg/ffpr
   });
 
   it('serves playlists that parse with m3u8-parser and obey the LL-HLS rules', async () => {
-    const m = parse(await (await fetch(`${base}/${mediaUri}`)).text());
+    const m = parseM3u8(await (await fetch(`${base}/${mediaUri}`)).text());
     assert.equal(m.targetDuration, 1);
     assert.equal(m.serverControl?.canBlockReload, true);
     const target = m.partInf!.partTarget;
@@ -91,7 +59,7 @@ describe('HLS end to end (ffmpeg RTMP publish)', { skip: !canRun && 'ffmpeg/ffpr
   });
 
   it('answers a blocking request for the next part within ~3 part durations, with that part in it', async () => {
-    const m = parse(await (await fetch(`${base}/${mediaUri}`)).text());
+    const m = parseM3u8(await (await fetch(`${base}/${mediaUri}`)).text());
     const msn = m.mediaSequence + m.segments.length;
     const next = m.preloadSegment?.parts?.length ?? 0;
     const sep = mediaUri.includes('?') ? '&' : '?';
@@ -100,7 +68,7 @@ describe('HLS end to end (ffmpeg RTMP publish)', { skip: !canRun && 'ffmpeg/ffpr
     const ms = performance.now() - t0;
     assert.equal(r.status, 200);
     assert.ok(ms < 3 * m.partInf!.partTarget * 1000 + 250, `answered after ${ms.toFixed(0)} ms`);
-    const after = parse(await r.text());
+    const after = parseM3u8(await r.text());
     const hinted = m.preloadSegment!.preloadHints![0]!.uri;
     const listed = [...after.segments.flatMap((s) => s.parts ?? []), ...(after.preloadSegment?.parts ?? [])].map((p) => p.uri);
     assert.ok(listed.includes(hinted), `${hinted} is listed`);
@@ -122,12 +90,12 @@ describe('HLS end to end (ffmpeg RTMP publish)', { skip: !canRun && 'ffmpeg/ffpr
 
   for (const variant of ['fmp4', 'mpegts'] as const) {
     it(`the ${variant} variant: classic playlists (no parts), ffprobe sees H.264 + AAC and ffmpeg decodes 4 s without errors`, async () => {
-      const other = await startHlsServer({ host: '127.0.0.1', port: 0, paths: registry, variant, segmentMinDurationMs: 1000, partDurationMs: 200, segmentCount: 7, muxerCloseAfterMs: 60_000 });
+      const other = await startHlsServer({ ...TEST_HLS_SERVER, paths: registry, variant });
       try {
         const url = `http://127.0.0.1:${other.port}/live/e2e/index.m3u8`;
         const multi = await (await fetch(url)).text();
         assert.match(multi, /CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2",RESOLUTION=640x360/);
-        const media = await (await fetch(new URL(parse(multi).playlists![0]!.uri, url))).text();
+        const media = await (await fetch(new URL(parseM3u8(multi).playlists![0]!.uri, url))).text();
         assert.doesNotMatch(media, /EXT-X-PART|EXT-X-PRELOAD-HINT|CAN-BLOCK-RELOAD/);
         if (variant === 'fmp4') assert.match(media, /#EXT-X-VERSION:6\n[\s\S]*#EXT-X-MAP:URI="init0\.mp4\?s=/);
         else assert.match(media, /#EXT-X-VERSION:3\n[\s\S]*seg\d+\.ts\?s=/);
@@ -150,10 +118,10 @@ describe('HLS end to end (ffmpeg RTMP publish)', { skip: !canRun && 'ffmpeg/ffpr
     assert.ok(sessions.some((s) => s.bytesOut > 100_000));
   });
 
-  it('plays the player page in headless Chromium (hls.js, low latency mode) for 10 s', { skip: !existsSync(CHROMIUM) && 'chromium not installed' }, async (t) => {
+  it('plays the player page in headless Chromium (hls.js, low latency mode) for 10 s', { skip: !existsSync(CHROMIUM_PATH) && 'chromium not installed' }, async (t) => {
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({
-      executablePath: CHROMIUM,
+      executablePath: CHROMIUM_PATH,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required', '--no-first-run', '--disable-background-networking'],
     });
     try {

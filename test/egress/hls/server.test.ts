@@ -1,6 +1,5 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRequire } from 'node:module';
 import { connect } from 'node:net';
 import { startApiServer, type PathJson } from '../../../src/api.js';
 import { routeHls, parseDirectives, startHlsServer, type HlsServer } from '../../../src/egress/hls/server.js';
@@ -11,25 +10,7 @@ import type { Session } from '../../../src/media/bus/session.js';
 import type { Stream } from '../../../src/media/bus/stream.js';
 import { Track } from '../../../src/media/bus/track.js';
 import { audio44k, video30 } from '../../fixtures/hls/media.js';
-
-interface ParsedManifest {
-  targetDuration: number;
-  mediaSequence: number;
-  segments: { uri: string; duration: number; map?: { uri: string }; parts?: { uri: string; duration: number }[] }[];
-  partInf?: { partTarget: number };
-  serverControl?: { canBlockReload?: boolean; partHoldBack?: number };
-  preloadSegment?: { parts?: { uri: string }[]; preloadHints?: { uri: string }[] };
-  playlists?: { uri: string; attributes: Record<string, unknown> }[];
-  skip?: { skippedSegments: number };
-}
-const require = createRequire(import.meta.url);
-const { Parser } = require('m3u8-parser') as { Parser: new () => { push(s: string): void; end(): void; manifest: ParsedManifest } };
-const parse = (text: string): ParsedManifest => {
-  const p = new Parser();
-  p.push(text);
-  p.end();
-  return p.manifest;
-};
+import { parseM3u8, TEST_HLS_SERVER, type ParsedManifest } from '../../helpers/hls.js';
 
 const fixture = video30();
 const aac = audio44k();
@@ -139,17 +120,7 @@ describe('HLS server', () => {
 
   before(async () => {
     registry = new PathRegistry(policy);
-    server = await startHlsServer({
-      host: '127.0.0.1',
-      port: 0,
-      paths: registry,
-      variant: 'lowLatency',
-      segmentMinDurationMs: 1000,
-      partDurationMs: 200,
-      segmentCount: 7,
-      muxerCloseAfterMs: 60_000,
-      sweepIntervalMs: 100,
-    });
+    server = await startHlsServer({ ...TEST_HLS_SERVER, paths: registry, sweepIntervalMs: 100 });
     base = `http://127.0.0.1:${server.port}`;
     const stream = await registry.addPublisher('live/cam1', publisherSession(), { protocol: 'rtmp', ip: '127.0.0.1' });
     pub = new Publisher(stream);
@@ -191,7 +162,7 @@ describe('HLS server', () => {
     assert.equal(r.status, 200, r.text);
     assert.equal(r.headers.get('content-type'), 'application/vnd.apple.mpegurl');
     assert.equal(r.headers.get('cache-control'), 'no-cache');
-    const m = parse(r.text);
+    const m = parseM3u8(r.text);
     const v = m.playlists![0]!;
     assert.equal(v.attributes.CODECS, 'avc1.64000d,mp4a.40.2');
     assert.deepEqual(v.attributes.RESOLUTION, { width: 320, height: 240 });
@@ -207,7 +178,7 @@ describe('HLS server', () => {
   it('serves the LL-HLS media playlist, init, parts and segments, counting bytes on the session', async () => {
     const r = await get(base, `/live/cam1/stream.m3u8?s=${sid}`);
     assert.equal(r.status, 200);
-    media = parse(r.text);
+    media = parseM3u8(r.text);
     assert.equal(media.serverControl?.canBlockReload, true);
     assert.ok(media.serverControl!.partHoldBack! >= 3 * media.partInf!.partTarget);
     const seg = media.segments[media.segments.length - 1]!;
@@ -244,7 +215,7 @@ describe('HLS server', () => {
     const [pl, p] = await Promise.all([blocked, part]);
     assert.equal(pl.status, 200);
     assert.ok(pl.ms >= 150 && Date.now() - t0 < 500, `answered ${Date.now() - t0} ms after the part`);
-    const m = parse(pl.text);
+    const m = parseM3u8(pl.text);
     const hinted = hint.replace(/\?.*/, '');
     assert.ok([...m.segments.flatMap((s) => s.parts ?? []), ...(m.preloadSegment?.parts ?? [])].some((x) => x.uri.startsWith(hinted)), 'the playlist lists the awaited part');
     assert.equal(p.status, 200);
@@ -262,7 +233,7 @@ describe('HLS server', () => {
   });
 
   it('answers 503 when a blocked reload is not satisfied within 3 target durations', async () => {
-    const m = parse((await get(base, `/live/cam1/stream.m3u8?s=${sid}`)).text);
+    const m = parseM3u8((await get(base, `/live/cam1/stream.m3u8?s=${sid}`)).text);
     const msn = m.mediaSequence + m.segments.length + 1;
     const r = await get(base, `/live/cam1/stream.m3u8?s=${sid}&_HLS_msn=${msn}`);
     assert.equal(r.status, 503);
@@ -270,7 +241,7 @@ describe('HLS server', () => {
   });
 
   it('holds thousands of blocked requests without stalling, and answers them all on one part', async () => {
-    const m = parse((await get(base, `/live/cam1/stream.m3u8?s=${sid}`)).text);
+    const m = parseM3u8((await get(base, `/live/cam1/stream.m3u8?s=${sid}`)).text);
     const msn = m.mediaSequence + m.segments.length;
     const n = m.preloadSegment?.parts?.length ?? 0;
     const { request, Agent } = await import('node:http');
@@ -308,7 +279,7 @@ describe('HLS server', () => {
     assert.equal((await get(base, '/secure/cam/index.m3u8?user=viewer&pass=nope')).status, 401);
     const ok = await get(base, '/secure/cam/index.m3u8?user=viewer&pass=pw');
     assert.equal(ok.status, 200);
-    const media = parse((await get(base, `/secure/cam/${parse(ok.text).playlists![0]!.uri}`)).text);
+    const media = parseM3u8((await get(base, `/secure/cam/${parseM3u8(ok.text).playlists![0]!.uri}`)).text);
     const segUri = media.segments[0]!.uri;
     assert.equal((await get(base, `/secure/cam/${segUri}`)).status, 200, 'the session authorizes its media');
     assert.equal((await get(base, `/secure/cam/${segUri.replace(/\?.*/, '')}`)).status, 401, 'media without a session needs credentials');
@@ -356,12 +327,12 @@ describe('HLS server', () => {
   it('answers _HLS_skip=YES with a delta update: EXT-X-SKIP replaces the oldest segments', async () => {
     pub.advance(8); // a playlist longer than CAN-SKIP-UNTIL (6 target durations)
     const fullText = (await get(base, `/live/cam1/stream.m3u8?s=${sid}`)).text;
-    const full = parse(fullText);
+    const full = parseM3u8(fullText);
     const last = full.mediaSequence + full.segments.length - 1;
     const r = await get(base, `/live/cam1/stream.m3u8?s=${sid}&_HLS_msn=${last}&_HLS_skip=YES`);
     assert.equal(r.status, 200);
     assert.match(r.text, /^#EXTM3U\n#EXT-X-VERSION:9\n/);
-    const delta = parse(r.text);
+    const delta = parseM3u8(r.text);
     const skipped = delta.skip?.skippedSegments ?? 0;
     assert.ok(skipped >= 1, r.text);
     assert.equal(delta.mediaSequence, full.mediaSequence);
@@ -398,9 +369,9 @@ describe('HLS server', () => {
     const pending = get(base, '/live/switch/index.m3u8');
     await new Promise((r) => setTimeout(r, 50));
     first.advance(3);
-    const mediaUri = parse((await pending).text).playlists![0]!.uri;
+    const mediaUri = parseM3u8((await pending).text).playlists![0]!.uri;
     const beforeText = (await get(base, `/live/switch/${mediaUri}`)).text;
-    const before = parse(beforeText);
+    const before = parseM3u8(beforeText);
     const oldSeg = before.segments[before.segments.length - 1]!;
     const oldBytes = (await get(base, `/live/switch/${oldSeg.uri}`)).bytes;
     // a player blocked on the next part when the publisher changes
@@ -412,14 +383,14 @@ describe('HLS server', () => {
     const woke = await blocked;
     assert.equal(woke.status, 200);
     const afterText = (await get(base, `/live/switch/${mediaUri}`)).text;
-    const after = parse(afterText);
+    const after = parseM3u8(afterText);
     assert.ok(after.mediaSequence >= before.mediaSequence, 'the media sequence never goes back');
     assert.equal(after.targetDuration, before.targetDuration);
     assert.equal(after.partInf?.partTarget, before.partInf?.partTarget);
     assert.match(afterText, /#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="init1\.mp4/);
     assert.ok(after.segments.some((x) => x.uri === oldSeg.uri), 'the old segments are still listed');
     assert.deepEqual((await get(base, `/live/switch/${oldSeg.uri}`)).bytes, oldBytes, 'with the same bytes');
-    const multi = parse((await get(base, '/live/switch/index.m3u8')).text);
+    const multi = parseM3u8((await get(base, '/live/switch/index.m3u8')).text);
     assert.equal(multi.playlists![0]!.attributes.CODECS, 'avc1.64000d', 'the variant now describes the new tracks');
   });
 
@@ -437,9 +408,9 @@ describe('HLS server', () => {
       p.advance(2.5);
       const multi = await pending;
       assert.equal(multi.status, 200);
-      const mediaText = (await get(b2, `/live/ts/${parse(multi.text).playlists![0]!.uri}`)).text;
+      const mediaText = (await get(b2, `/live/ts/${parseM3u8(multi.text).playlists![0]!.uri}`)).text;
       assert.doesNotMatch(mediaText, /EXT-X-PART|EXT-X-MAP/);
-      const seg = parse(mediaText).segments[0]!;
+      const seg = parseM3u8(mediaText).segments[0]!;
       const ts = await get(b2, `/live/ts/${seg.uri}`);
       assert.equal(ts.headers.get('content-type'), 'video/mp2t');
       assert.equal(ts.bytes[0], 0x47);
@@ -448,15 +419,15 @@ describe('HLS server', () => {
       assert.equal(s2.muxers.size, 0, 'idle muxer stopped');
       assert.equal(reg.paths.get('live/ts')?.readers.size, 0);
       // restarted by the next request; stopped with its publisher
-      const before = parse(mediaText);
+      const before = parseM3u8(mediaText);
       const again = get(b2, '/live/ts/index.m3u8');
       await new Promise((r) => setTimeout(r, 50));
       p.advance(2.5);
       const restarted = await again;
       assert.equal(restarted.status, 200);
       // the new muxer continues the numbering of the last one (a player may still hold its playlist)
-      const mediaAgain = (await get(b2, `/live/ts/${parse(restarted.text).playlists![0]!.uri}`)).text;
-      const after = parse(mediaAgain);
+      const mediaAgain = (await get(b2, `/live/ts/${parseM3u8(restarted.text).playlists![0]!.uri}`)).text;
+      const after = parseM3u8(mediaAgain);
       assert.ok(after.mediaSequence >= before.mediaSequence + before.segments.length, `${after.mediaSequence} after ${before.mediaSequence}+${before.segments.length}`);
       assert.match(mediaAgain, /#EXT-X-MEDIA-SEQUENCE:\d+\n#EXT-X-DISCONTINUITY\n/);
       reg.removePublisher(publisher);
