@@ -6,76 +6,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import type { Page } from 'playwright-core';
 import { startWebrtcServer } from '../../src/signaling/whip-whep.js';
 import { startRtspServer } from '../../src/ingest/rtsp/server.js';
 import { rtspEgress } from '../../src/egress/rtsp/from-bus.js';
 import { ffmpegPublish, ffprobeStreams, waitFor } from '../helpers/media-tools.js';
 import { startTestGateway } from '../helpers/gateway.js';
-import { canRunBrowserTests, createNetns, launchChromium, openRegistry, publishToBus } from '../egress/webrtc/harness.js';
+import { browserTestEnv, canRunBrowserTests, launchTestChromium, openRegistry, playStats, publishToBus, publishWhipFromPage, waitConnected, whepTestEnv } from '../egress/webrtc/harness.js';
 
 const skip = !canRunBrowserTests() && 'needs root (network namespaces), ffmpeg and /usr/bin/chromium';
 
-interface PlayStats {
-  framesDecoded: number;
-  frameWidth: number;
-  audioSamples: number;
-  audioPackets: number;
-  jitterBufferDelayMs: number;
-  /** audio minus video estimatedPlayoutTimestamp (the NTP time each plays out now), ms: the A/V sync offset */
-  avOffsetMs: number;
-}
-
-/** Waits until the page's peer connection is connected (so the 8 s of playback are measured from there). */
-async function waitConnected(page: Page, timeoutMs = 15_000): Promise<void> {
-  await page.waitForFunction(
-    `(() => { const pc = (window.streamgate && window.streamgate.pc) || window.pc; return !!pc && pc.connectionState === 'connected'; })()`,
-    undefined,
-    { timeout: timeoutMs, polling: 100 },
-  );
-}
-
-/** Inbound RTP figures of the page's `window.streamgate.pc` (the player) or `window.pc`. */
-async function playStats(page: Page): Promise<PlayStats> {
-  // browser code as a string: this project compiles without the DOM lib
-  return page.evaluate(`(async () => {
-    const pc = (window.streamgate && window.streamgate.pc) || window.pc;
-    const out = { framesDecoded: 0, frameWidth: 0, audioSamples: 0, audioPackets: 0, jitterBufferDelayMs: 0, avOffsetMs: NaN };
-    let va, aa;
-    if (!pc) return out;
-    const stats = await pc.getStats();
-    stats.forEach((s) => {
-      if (s.type !== 'inbound-rtp') return;
-      if (s.kind === 'video') {
-        out.framesDecoded = s.framesDecoded || 0;
-        out.frameWidth = s.frameWidth || 0;
-        if (s.jitterBufferEmittedCount > 0) out.jitterBufferDelayMs = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
-        va = s.estimatedPlayoutTimestamp;
-      } else if (s.kind === 'audio') {
-        out.audioSamples = s.totalSamplesReceived || 0;
-        out.audioPackets = s.packetsReceived || 0;
-        aa = s.estimatedPlayoutTimestamp;
-      }
-    });
-    if (va !== undefined && aa !== undefined) out.avOffsetMs = aa - va;
-    return out;
-  })()`) as Promise<PlayStats>;
-}
-
 test('WHEP in Chromium: player page plays H.264 1280x720 + Opus (from AAC) for 8 s; DELETE on leave', { skip, timeout: 90_000 }, async (t) => {
-  const ns = createNetns();
-  const cleanup: (() => unknown)[] = [() => ns.destroy()];
-  // node:test runs after-hooks in registration order; tear down in reverse (browser, server, publisher, netns)
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
-  const registry = openRegistry();
-  const pub = await publishToBus(registry, 'live/cam1', { size: '1280x720', rate: 30, gop: 30 });
-  cleanup.push(() => pub.stop());
-  const srv = await startWebrtcServer({ host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry });
-  cleanup.push(() => srv.close());
-  const browser = await launchChromium(ns);
-  cleanup.push(() => browser.close());
+  const env = await whepTestEnv(t, 'live/cam1', { size: '1280x720', rate: 30, gop: 30 });
+  const { ns, srv } = env;
+  const browser = await launchTestChromium(env);
   const page = await browser.newPage();
   await page.goto(`http://${ns.hostIp}:${srv.port}/live/cam1/`);
   await waitConnected(page);
@@ -96,19 +39,9 @@ test('WHEP in Chromium: player page plays H.264 1280x720 + Opus (from AAC) for 8
 });
 
 test('WebSocket signaling in Chromium: plays, gets stats messages, bye ends the session', { skip, timeout: 90_000 }, async (t) => {
-  const ns = createNetns();
-  const cleanup: (() => unknown)[] = [() => ns.destroy()];
-  // node:test runs after-hooks in registration order; tear down in reverse (browser, server, publisher, netns)
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
-  const registry = openRegistry();
-  const pub = await publishToBus(registry, 'live/ws', { size: '1280x720', rate: 30, gop: 30 });
-  cleanup.push(() => pub.stop());
-  const srv = await startWebrtcServer({ host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry });
-  cleanup.push(() => srv.close());
-  const browser = await launchChromium(ns);
-  cleanup.push(() => browser.close());
+  const env = await whepTestEnv(t, 'live/ws', { size: '1280x720', rate: 30, gop: 30 });
+  const { ns, srv } = env;
+  const browser = await launchTestChromium(env);
   const page = await browser.newPage();
   // a bare page (not the player, which would open its own WHEP session)
   await page.setContent('<html><body><video id="video" autoplay muted playsinline></video></body></html>');
@@ -155,34 +88,19 @@ test('WebSocket signaling in Chromium: plays, gets stats messages, bye ends the 
 });
 
 test('WHIP from Chromium\'s fake camera, read back over RTSP (ffprobe) and over WHEP in a second page', { skip, timeout: 90_000 }, async (t) => {
-  const ns = createNetns();
-  const cleanup: (() => unknown)[] = [() => ns.destroy()];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const env = browserTestEnv(t);
+  const { ns, cleanup } = env;
   const registry = openRegistry();
   const srv = await startWebrtcServer({ host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry });
   cleanup.push(() => srv.close());
   const origin = `http://${ns.hostIp}:${srv.port}`;
   // getUserMedia needs a secure context: treat the gateway's origin as one
-  const browser = await launchChromium(ns, [`--unsafely-treat-insecure-origin-as-secure=${origin}`]);
-  cleanup.push(() => browser.close());
+  const browser = await launchTestChromium(env, [`--unsafely-treat-insecure-origin-as-secure=${origin}`]);
   const pubPage = await browser.newPage();
   // any document of the gateway's origin will do (the 404 text page): it only runs the publisher script
   await pubPage.goto(`${origin}/`);
   const whipUrl = `${origin}/live/whip/whip`;
-  const status = await pubPage.evaluate(`(async () => {
-    const ms = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 }, audio: true });
-    const pc = new RTCPeerConnection();
-    window.pc = pc;
-    for (const tr of ms.getTracks()) pc.addTransceiver(tr, { direction: 'sendonly' });
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((r) => { if (pc.iceGatheringState === 'complete') r(); pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 2000); });
-    const res = await fetch(${JSON.stringify(whipUrl)}, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
-    window.whipSession = new URL(res.headers.get('Location'), location.href).toString();
-    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-    return res.status;
-  })()`);
+  const status = await publishWhipFromPage(pubPage, whipUrl, { width: 1280, height: 720, waitForGathering: true, keepSession: true });
   assert.equal(status, 201);
   await waitConnected(pubPage);
   // the path comes up when the first keyframe with SPS/PPS arrives
@@ -211,11 +129,8 @@ test('WHIP from Chromium\'s fake camera, read back over RTSP (ffprobe) and over 
 });
 
 test('WHEP through a TURN relay (coturn, iceTransportPolicy relay, REST credentials from turnSecret)', { skip: skip || (spawnSync('sh', ['-c', 'command -v turnserver']).status !== 0 && 'coturn not installed'), timeout: 90_000 }, async (t) => {
-  const ns = createNetns();
-  const cleanup: (() => unknown)[] = [() => ns.destroy()];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const env = browserTestEnv(t);
+  const { ns, cleanup } = env;
   const turnPort = 20000 + Math.floor(Math.random() * 20000);
   const secret = 'turn-test-secret';
   const turn = spawn('turnserver', [
@@ -233,8 +148,7 @@ test('WHEP through a TURN relay (coturn, iceTransportPolicy relay, REST credenti
     iceServers: [{ urls: [`turn:${ns.hostIp}:${turnPort}?transport=udp`] }], turnSecret: secret,
   });
   cleanup.push(() => srv.close());
-  const browser = await launchChromium(ns);
-  cleanup.push(() => browser.close());
+  const browser = await launchTestChromium(env);
   const page = await browser.newPage();
   await page.goto(`http://${ns.hostIp}:${srv.port}/live/turn/?relay=1`);
   await waitConnected(page, 20_000);
@@ -254,18 +168,14 @@ test('WHEP through a TURN relay (coturn, iceTransportPolicy relay, REST credenti
 });
 
 test('the whole gateway: ffmpeg publishes RTMP (H.264 + AAC), Chromium plays it over WHEP from the player page', { skip, timeout: 90_000 }, async (t) => {
-  const ns = createNetns();
-  const cleanup: (() => unknown)[] = [() => ns.destroy()];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const env = browserTestEnv(t);
+  const { ns, cleanup } = env;
   const gw = await startTestGateway('', ['rtmp', 'webrtc']);
   cleanup.push(() => gw.close());
   const ff = ffmpegPublish(`rtmp://127.0.0.1:${gw.ports.rtmp}/live/cam1`, { size: '1280x720', rate: 30, gop: 30 });
   cleanup.push(() => ff.kill('SIGKILL'));
   await waitFor(() => gw.registry.paths.get('live/cam1')?.stream.ready, 15_000);
-  const browser = await launchChromium(ns);
-  cleanup.push(() => browser.close());
+  const browser = await launchTestChromium(env);
   const page = await browser.newPage();
   // the WebRTC listener binds every interface; the browser reaches it on the veth address
   await page.goto(`http://${ns.hostIp}:${gw.ports.webrtc}/live/cam1/`);

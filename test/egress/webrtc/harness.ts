@@ -7,7 +7,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { TestContext } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { makeFrame } from '../../../src/media/bus/frame.js';
 import { DEFAULT_PATH_SETTINGS, PathRegistry, type PathPolicy } from '../../../src/media/bus/registry.js';
 import type { Session } from '../../../src/media/bus/session.js';
@@ -16,11 +17,13 @@ import { Track } from '../../../src/media/bus/track.js';
 import { parseAdts, serializeAudioSpecificConfig } from '../../../src/media/codecs/aac.js';
 import { isKeyframe, NalUnitType, nalType, splitAnnexB } from '../../../src/media/codecs/h264.js';
 import { parseSps } from '../../../src/media/codecs/h264-sps.js';
+import { startWebrtcServer, type RunningWebrtcServer, type WebrtcServerOptions } from '../../../src/signaling/whip-whep.js';
+import { CHROMIUM_PATH, HEADLESS_CHROMIUM_ARGS } from '../../helpers/chromium.js';
 
 /** True when this process may create network namespaces (root with `ip`) and Chromium is installed. */
 export function canRunBrowserTests(): boolean {
   if (process.getuid?.() !== 0) return false;
-  if (spawnSync('sh', ['-c', 'command -v ip && command -v ffmpeg && test -x /usr/bin/chromium']).status !== 0) return false;
+  if (spawnSync('sh', ['-c', `command -v ip && command -v ffmpeg && test -x ${CHROMIUM_PATH}`]).status !== 0) return false;
   return true;
 }
 
@@ -82,7 +85,7 @@ export function createNetns(opts: NetnsOptions = {}): Netns {
   writeFileSync(exec, `#!/bin/sh\nexec ip netns exec ${name} "$@"\n`);
   chmodSync(exec, 0o755);
   const chromiumWrapper = join(dir, 'chromium');
-  writeFileSync(chromiumWrapper, `#!/bin/sh\nexec ip netns exec ${name} /usr/bin/chromium "$@"\n`);
+  writeFileSync(chromiumWrapper, `#!/bin/sh\nexec ip netns exec ${name} ${CHROMIUM_PATH} "$@"\n`);
   chmodSync(chromiumWrapper, 0o755);
   return {
     name,
@@ -103,14 +106,7 @@ export async function launchChromium(ns: Netns, extraArgs: string[] = []): Promi
   return chromium.launch({
     executablePath: join(ns.exec, '..', 'chromium'),
     args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
+      ...HEADLESS_CHROMIUM_ARGS,
       '--autoplay-policy=no-user-gesture-required',
       '--use-fake-device-for-media-stream',
       '--use-fake-ui-for-media-stream',
@@ -120,6 +116,171 @@ export async function launchChromium(ns: Netns, extraArgs: string[] = []): Promi
     ],
     timeout: 20_000,
   });
+}
+
+/** A namespace for one test and its teardown list: what is pushed is undone in reverse order after the test. */
+export interface BrowserTestEnv {
+  ns: Netns;
+  /** teardown steps; the namespace's removal is the first, so it runs last */
+  cleanup: (() => unknown)[];
+}
+
+/** Creates the test's namespace and registers the teardown of everything pushed to `cleanup` with `t.after`. */
+export function browserTestEnv(t: TestContext, opts: NetnsOptions = {}): BrowserTestEnv {
+  const ns = createNetns(opts);
+  const cleanup: (() => unknown)[] = [() => ns.destroy()];
+  // node:test runs after-hooks in registration order; tear down in reverse (browser, server, publisher, netns)
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
+  return { ns, cleanup };
+}
+
+/** Headless Chromium in the test's namespace, closed by its teardown. */
+export async function launchTestChromium(env: BrowserTestEnv, extraArgs: string[] = []): Promise<Browser> {
+  const browser = await launchChromium(env.ns, extraArgs);
+  env.cleanup.push(() => browser.close());
+  return browser;
+}
+
+/** A WHEP test's gateway side: an open registry, an ffmpeg publisher on one path, a WebRTC server on the veth. */
+export interface WhepTestEnv extends BrowserTestEnv {
+  registry: PathRegistry;
+  pub: BusPublisher;
+  srv: RunningWebrtcServer;
+}
+
+/**
+ * {@link browserTestEnv}, then ffmpeg publishing into `path` of a fresh {@link openRegistry} and a WebRTC server on
+ * the namespace's host address (ephemeral ports, no ICE servers, `server` added to those options); both are torn
+ * down after the test.
+ */
+export async function whepTestEnv(t: TestContext, path: string, publish: BusPublishOptions, server: Partial<WebrtcServerOptions> = {}): Promise<WhepTestEnv> {
+  const env = browserTestEnv(t);
+  const registry = openRegistry();
+  const pub = await publishToBus(registry, path, publish);
+  env.cleanup.push(() => pub.stop());
+  const srv = await startWebrtcServer({ host: env.ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry, ...server });
+  env.cleanup.push(() => srv.close());
+  return { ...env, registry, pub, srv };
+}
+
+/** Browser code that finds the page's peer connection: the player's `window.streamgate.pc`, else `window.pc`. */
+const PAGE_PC = '(window.streamgate && window.streamgate.pc) || window.pc';
+
+/** Waits until the page's peer connection is connected (so playback is measured from there). */
+export async function waitConnected(page: Page, timeoutMs = 15_000): Promise<void> {
+  await page.waitForFunction(`(() => { const pc = ${PAGE_PC}; return !!pc && pc.connectionState === 'connected'; })()`, undefined, { timeout: timeoutMs, polling: 100 });
+}
+
+/** Inbound RTP figures of a page that plays. */
+export interface PlayStats {
+  framesDecoded: number;
+  frameWidth: number;
+  audioSamples: number;
+  audioPackets: number;
+  jitterBufferDelayMs: number;
+  /** audio minus video estimatedPlayoutTimestamp (the NTP time each plays out now), ms: the A/V sync offset */
+  avOffsetMs: number;
+}
+
+/** Inbound RTP figures of the page's peer connection (see {@link waitConnected}). */
+export async function playStats(page: Page): Promise<PlayStats> {
+  // browser code as a string: this project compiles without the DOM lib
+  return page.evaluate(`(async () => {
+    const pc = ${PAGE_PC};
+    const out = { framesDecoded: 0, frameWidth: 0, audioSamples: 0, audioPackets: 0, jitterBufferDelayMs: 0, avOffsetMs: NaN };
+    let va, aa;
+    if (!pc) return out;
+    const stats = await pc.getStats();
+    stats.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      if (s.kind === 'video') {
+        out.framesDecoded = s.framesDecoded || 0;
+        out.frameWidth = s.frameWidth || 0;
+        if (s.jitterBufferEmittedCount > 0) out.jitterBufferDelayMs = (s.jitterBufferDelay / s.jitterBufferEmittedCount) * 1000;
+        va = s.estimatedPlayoutTimestamp;
+      } else if (s.kind === 'audio') {
+        out.audioSamples = s.totalSamplesReceived || 0;
+        out.audioPackets = s.packetsReceived || 0;
+        aa = s.estimatedPlayoutTimestamp;
+      }
+    });
+    if (va !== undefined && aa !== undefined) out.avOffsetMs = aa - va;
+    return out;
+  })()`) as Promise<PlayStats>;
+}
+
+/** The selected candidate pair of a page's peer connection, and its inbound/outbound figures. */
+export interface PairStats {
+  localProtocol: string;
+  localAddress: string;
+  remoteAddress: string;
+  remotePort: number;
+  remoteProtocol: string;
+  framesDecoded: number;
+  frameWidth: number;
+  audioPackets: number;
+  framesEncoded: number;
+}
+
+/** {@link PairStats} of the page's peer connection (see {@link waitConnected}). */
+export async function pairStats(page: Page): Promise<PairStats> {
+  // browser code as a string: this project compiles without the DOM lib
+  return page.evaluate(`(async () => {
+    const pc = ${PAGE_PC};
+    const stats = await pc.getStats();
+    const out = { localProtocol: '', localAddress: '', remoteAddress: '', remotePort: 0, remoteProtocol: '', framesDecoded: 0, frameWidth: 0, audioPackets: 0, framesEncoded: 0 };
+    let pairId;
+    stats.forEach((s) => { if (s.type === 'transport') pairId = s.selectedCandidatePairId; });
+    let pair;
+    stats.forEach((s) => { if (s.id === pairId) pair = s; });
+    stats.forEach((s) => {
+      if (pair && s.id === pair.localCandidateId) { out.localProtocol = s.protocol; out.localAddress = s.address; }
+      if (pair && s.id === pair.remoteCandidateId) { out.remoteProtocol = s.protocol; out.remoteAddress = s.address; out.remotePort = s.port; }
+      if (s.type === 'inbound-rtp' && s.kind === 'video') { out.framesDecoded = s.framesDecoded || 0; out.frameWidth = s.frameWidth || 0; }
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPackets = s.packetsReceived || 0;
+      if (s.type === 'outbound-rtp' && s.kind === 'video') out.framesEncoded += s.framesEncoded || 0;
+    });
+    return out;
+  })()`) as Promise<PairStats>;
+}
+
+/** Options of {@link publishWhipFromPage}. */
+export interface WhipPageOptions {
+  width: number;
+  height: number;
+  /** wait (at most 2 s) for ICE gathering to complete before the POST, so the offer carries every candidate */
+  waitForGathering?: boolean;
+  /** keep the session URL (the answer's Location) in `window.whipSession`, for a DELETE later */
+  keepSession?: boolean;
+}
+
+/**
+ * Publishes the page's fake camera and microphone (30 fps, both tracks sendonly) with one WHIP POST to `whipUrl`;
+ * the peer connection is `window.pc`. @returns the POST's status
+ */
+export async function publishWhipFromPage(page: Page, whipUrl: string, o: WhipPageOptions): Promise<number> {
+  return page.evaluate(`(async () => {
+    const ms = await navigator.mediaDevices.getUserMedia({ video: { width: ${o.width}, height: ${o.height}, frameRate: 30 }, audio: true });
+    const pc = new RTCPeerConnection();
+    window.pc = pc;
+    for (const tr of ms.getTracks()) pc.addTransceiver(tr, { direction: 'sendonly' });
+    await pc.setLocalDescription(await pc.createOffer());${
+      o.waitForGathering
+        ? `
+    await new Promise((r) => { if (pc.iceGatheringState === 'complete') r(); pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 2000); });`
+        : ''
+    }
+    const res = await fetch(${JSON.stringify(whipUrl)}, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });${
+      o.keepSession
+        ? `
+    window.whipSession = new URL(res.headers.get('Location'), location.href).toString();`
+        : ''
+    }
+    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
+    return res.status;
+  })()`) as Promise<number>;
 }
 
 /** A registry where every path may be published and read. */

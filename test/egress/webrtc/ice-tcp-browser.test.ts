@@ -6,74 +6,18 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Page } from 'playwright-core';
 import { startWebrtcServer } from '../../../src/signaling/whip-whep.js';
 import type { LeanViewer } from '../../../src/egress/webrtc/fanout.js';
-import { canRunBrowserTests, createNetns, launchChromium, openRegistry, publishToBus } from './harness.js';
+import { browserTestEnv, canRunBrowserTests, launchTestChromium, openRegistry, pairStats, publishToBus, publishWhipFromPage, waitConnected, whepTestEnv } from './harness.js';
 
 const skip = !canRunBrowserTests() && 'needs root (network namespaces), ffmpeg and /usr/bin/chromium';
 
-/** The selected candidate pair of `window.streamgate.pc` (player page) or `window.pc`, and inbound/outbound figures. */
-interface PairStats {
-  localProtocol: string;
-  localAddress: string;
-  remoteAddress: string;
-  remotePort: number;
-  remoteProtocol: string;
-  framesDecoded: number;
-  frameWidth: number;
-  audioPackets: number;
-  framesEncoded: number;
-}
-
-async function pairStats(page: Page): Promise<PairStats> {
-  // browser code as a string: this project compiles without the DOM lib
-  return page.evaluate(`(async () => {
-    const pc = (window.streamgate && window.streamgate.pc) || window.pc;
-    const stats = await pc.getStats();
-    const out = { localProtocol: '', localAddress: '', remoteAddress: '', remotePort: 0, remoteProtocol: '', framesDecoded: 0, frameWidth: 0, audioPackets: 0, framesEncoded: 0 };
-    let pairId;
-    stats.forEach((s) => { if (s.type === 'transport') pairId = s.selectedCandidatePairId; });
-    let pair;
-    stats.forEach((s) => { if (s.id === pairId) pair = s; });
-    stats.forEach((s) => {
-      if (pair && s.id === pair.localCandidateId) { out.localProtocol = s.protocol; out.localAddress = s.address; }
-      if (pair && s.id === pair.remoteCandidateId) { out.remoteProtocol = s.protocol; out.remoteAddress = s.address; out.remotePort = s.port; }
-      if (s.type === 'inbound-rtp' && s.kind === 'video') { out.framesDecoded = s.framesDecoded || 0; out.frameWidth = s.frameWidth || 0; }
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audioPackets = s.packetsReceived || 0;
-      if (s.type === 'outbound-rtp' && s.kind === 'video') out.framesEncoded += s.framesEncoded || 0;
-    });
-    return out;
-  })()`) as Promise<PairStats>;
-}
-
-async function waitConnected(page: Page, timeoutMs = 15_000): Promise<void> {
-  await page.waitForFunction(
-    `(() => { const pc = (window.streamgate && window.streamgate.pc) || window.pc; return !!pc && pc.connectionState === 'connected'; })()`,
-    undefined,
-    { timeout: timeoutMs, polling: 100 },
-  );
-}
-
 test('WHEP over ICE-TCP only: Chromium plays through a passive TCP candidate on the ICE port', { skip, timeout: 90_000 }, async (t) => {
-  const ns = createNetns();
-  const cleanup: (() => unknown)[] = [() => ns.destroy()];
-  // node:test runs after-hooks in registration order; tear down in reverse (browser, server, publisher, netns)
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
-  const registry = openRegistry();
-  const pub = await publishToBus(registry, 'live/tcp', { size: '1280x720', rate: 30, gop: 30 });
-  cleanup.push(() => pub.stop());
-  const srv = await startWebrtcServer({
-    host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry,
-    iceAdvertise: { transports: ['tcp'] },
-  });
-  cleanup.push(() => srv.close());
+  const env = await whepTestEnv(t, 'live/tcp', { size: '1280x720', rate: 30, gop: 30 }, { iceAdvertise: { transports: ['tcp'] } });
+  const { ns, srv } = env;
   assert.ok(srv.mux?.tcp, 'the ICE-TCP listener is bound');
   assert.equal(srv.mux.tcp.port, srv.mux.port, 'TCP on the same port number as UDP');
-  const browser = await launchChromium(ns);
-  cleanup.push(() => browser.close());
+  const browser = await launchTestChromium(env);
   const page = await browser.newPage();
   await page.goto(`http://${ns.hostIp}:${srv.port}/live/tcp/`);
   await waitConnected(page);
@@ -99,11 +43,8 @@ test('WHEP over ICE-TCP only: Chromium plays through a passive TCP candidate on 
 });
 
 test('WHIP over ICE-TCP only: Chromium\'s fake camera publishes through the passive TCP candidate', { skip, timeout: 90_000 }, async (t) => {
-  const ns = createNetns();
-  const cleanup: (() => unknown)[] = [() => ns.destroy()];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const env = browserTestEnv(t);
+  const { ns, cleanup } = env;
   const registry = openRegistry();
   const srv = await startWebrtcServer({
     host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry,
@@ -112,20 +53,10 @@ test('WHIP over ICE-TCP only: Chromium\'s fake camera publishes through the pass
   cleanup.push(() => srv.close());
   const origin = `http://${ns.hostIp}:${srv.port}`;
   // getUserMedia needs a secure context: treat the gateway's origin as one
-  const browser = await launchChromium(ns, [`--unsafely-treat-insecure-origin-as-secure=${origin}`]);
-  cleanup.push(() => browser.close());
+  const browser = await launchTestChromium(env, [`--unsafely-treat-insecure-origin-as-secure=${origin}`]);
   const page = await browser.newPage();
   await page.goto(`${origin}/`);
-  const status = await page.evaluate(`(async () => {
-    const ms = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360, frameRate: 30 }, audio: true });
-    const pc = new RTCPeerConnection();
-    window.pc = pc;
-    for (const tr of ms.getTracks()) pc.addTransceiver(tr, { direction: 'sendonly' });
-    await pc.setLocalDescription(await pc.createOffer());
-    const res = await fetch(${JSON.stringify(`${origin}/live/tcpwhip/whip`)}, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
-    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-    return res.status;
-  })()`);
+  const status = await publishWhipFromPage(page, `${origin}/live/tcpwhip/whip`, { width: 640, height: 360 });
   assert.equal(status, 201);
   await waitConnected(page);
   const end = Date.now() + 10_000;
@@ -143,16 +74,12 @@ test('WHIP over ICE-TCP only: Chromium\'s fake camera publishes through the pass
 });
 
 test('IPv6: with only IPv6 candidates advertised (dual-stack default bind), Chromium plays over UDP/IPv6, then over ICE-TCP/IPv6', { skip, timeout: 120_000 }, async (t) => {
-  const ns = createNetns({ ipv6: true });
-  const cleanup: (() => unknown)[] = [() => ns.destroy()];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
+  const env = browserTestEnv(t, { ipv6: true });
+  const { ns, cleanup } = env;
   const registry = openRegistry();
   const pub = await publishToBus(registry, 'live/v6', { size: '640x360', rate: 30, gop: 30, audio: false });
   cleanup.push(() => pub.stop());
-  const browser = await launchChromium(ns);
-  cleanup.push(() => browser.close());
+  const browser = await launchTestChromium(env);
   for (const transport of ['udp', 'tcp'] as const) {
     // host unset: the production default (UDP on 0.0.0.0 and [::], TCP dual-stack on [::])
     const srv = await startWebrtcServer({
@@ -185,18 +112,9 @@ test('IPv6: with only IPv6 candidates advertised (dual-stack default bind), Chro
 });
 
 test('UDP and ICE-TCP both advertised (the default): the answer carries both, Chromium selects UDP', { skip, timeout: 90_000 }, async (t) => {
-  const ns = createNetns();
-  const cleanup: (() => unknown)[] = [() => ns.destroy()];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f();
-  });
-  const registry = openRegistry();
-  const pub = await publishToBus(registry, 'live/both', { size: '640x360', rate: 30, gop: 30, audio: false });
-  cleanup.push(() => pub.stop());
-  const srv = await startWebrtcServer({ host: ns.hostIp, port: 0, icePort: 0, iceServers: [], additionalHosts: [], registry });
-  cleanup.push(() => srv.close());
-  const browser = await launchChromium(ns);
-  cleanup.push(() => browser.close());
+  const env = await whepTestEnv(t, 'live/both', { size: '640x360', rate: 30, gop: 30, audio: false });
+  const { ns, srv } = env;
+  const browser = await launchTestChromium(env);
   const page = await browser.newPage();
   await page.goto(`http://${ns.hostIp}:${srv.port}/live/both/`);
   await waitConnected(page);
