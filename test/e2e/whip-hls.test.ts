@@ -15,14 +15,14 @@ import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { parseConfig } from '../../src/config.js';
 import { startHlsServer, type HlsServer } from '../../src/egress/hls/server.js';
 import { log } from '../../src/log.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { freePort } from '../helpers/gateway.js';
 import { run, waitFor } from '../helpers/media-tools.js';
-import { canRunBrowserTests, createNetns, launchChromium, type Netns } from '../egress/webrtc/harness.js';
+import { canRunBrowserTests, createNetns, launchChromium, publishWhipFromPage, type Netns } from '../egress/webrtc/harness.js';
 
 const skip = !canRunBrowserTests() && 'needs root (network namespaces), ffmpeg and /usr/bin/chromium';
 const PATH = 'live/whip';
@@ -108,21 +108,6 @@ function readMoof(b: Uint8Array, moof: Box): Traf[] {
     });
 }
 
-/** The publisher page: getUserMedia (fake devices), both tracks sendonly, one WHIP POST. */
-async function publishWhip(page: Page, whipUrl: string): Promise<number> {
-  return page.evaluate(`(async () => {
-    const ms = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360, frameRate: 30 }, audio: true });
-    const pc = new RTCPeerConnection();
-    window.pc = pc;
-    for (const tr of ms.getTracks()) pc.addTransceiver(tr, { direction: 'sendonly' });
-    await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((r) => { if (pc.iceGatheringState === 'complete') r(); pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 2000); });
-    const res = await fetch(${JSON.stringify(whipUrl)}, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
-    await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-    return res.status;
-  })()`) as Promise<number>;
-}
-
 describe('WHIP (Chromium, H.264 + Opus) → HLS with Opus in fMP4', { skip, timeout: 170_000 }, () => {
   let ns: Netns;
   let gw: Gateway;
@@ -154,7 +139,7 @@ describe('WHIP (Chromium, H.264 + Opus) → HLS with Opus in fMP4', { skip, time
     cleanup.push(() => browser.close());
     const pub = await browser.newPage();
     await pub.goto(`${origin}/`);
-    assert.equal(await publishWhip(pub, `${origin}/${PATH}/whip`), 201);
+    assert.equal(await publishWhipFromPage(pub, `${origin}/${PATH}/whip`, { width: 640, height: 360, waitForGathering: true }), 201);
     await waitFor(() => gw.registry.paths.get(PATH)?.stream.ready, 15_000);
     assert.deepEqual(gw.registry.paths.get(PATH)!.stream.tracks.map((t) => t.codec), ['h264', 'opus']);
     base = `http://${ns.hostIp}:${gw.ports.hls}/${PATH}`;
