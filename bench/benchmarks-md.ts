@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from './servers.js';
 
@@ -31,5 +32,24 @@ export function toolVersion(cmd: string, args: string[]): string {
     return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.replace(/ Copyright.*/, '').trim() || `${cmd}: not found`;
   } catch {
     return `${cmd}: not found`;
+  }
+}
+
+/** The `- date:` line of a section: when the run began, to the second. */
+export function dateLine(began: Date): string {
+  return `- date: ${began.toISOString().replace(/\.\d+Z$/, 'Z')}`;
+}
+
+/** The `- machine:` line of a section: cores, CPU, kernel and the load when the run began, then `note`. */
+export function machineLine(note: string): string {
+  return `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')} (${note})`;
+}
+
+/** Prints a finished section and, if `write`, puts it in BENCHMARKS.md (see {@link writeBenchSection}). */
+export function publishSection(name: string, section: string, write: boolean, header?: string): void {
+  console.log(`\n${section}\n`);
+  if (write) {
+    writeBenchSection(name, section, header);
+    console.log('written to BENCHMARKS.md');
   }
 }

@@ -1,16 +1,16 @@
 import http from 'node:http';
 import { execFileSync, fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { FromLoad, LoadWindow, ToLoad } from './hls-load.js';
 import { STAMP_UUID_HLSJS, findStamps, prepareHlsSource, startStampingPublisher, tsElementaryStreams, wallMs, type StampingPublisher } from './hls-media.js';
 import { cpuSeconds, freePort, processTree, quantile, rssBytes, sleep } from './proc.js';
-import { toolVersion, writeBenchSection } from './benchmarks-md.js';
+import { dateLine, machineLine, publishSection, toolVersion } from './benchmarks-md.js';
 import type { BenchArgs, Benchmark } from './run.js';
-import { launchNginx, launchProcess, nginxRtmpConf, NGINX_BIN, NGINX_RTMP_MODULE, REPO_ROOT, type ServerProcess } from './servers.js';
+import { launchNginx, launchProcess, nginxRtmpConf, NGINX_BIN, NGINX_RTMP_MODULE, REPO_ROOT, streamgateConfig, type ServerProcess } from './servers.js';
 
 /**
  * HLS / LL-HLS benchmark (issue 4): how soon media is downloadable, how late hls.js plays, and how many LL-HLS
@@ -155,19 +155,12 @@ async function startStreamgate(dir: string, codeRoot: string): Promise<Server & 
   const conf = join(dir, 'streamgate.yml');
   writeFileSync(
     conf,
-    [
-      'logLevel: warn',
-      'listeners:',
-      `  rtmp: { port: ${rtmpPort}, host: 127.0.0.1 }`,
-      `  hls: { port: ${hlsPort}, host: 127.0.0.1 }`,
-      '  rtsp: { enabled: false }',
-      '  webrtc: { enabled: false }',
-      '  sip: { enabled: false }',
-      '  api: { enabled: false }',
+    streamgateConfig({
+      rtmp: `{ port: ${rtmpPort}, host: 127.0.0.1 }`,
+      hls: `{ port: ${hlsPort}, host: 127.0.0.1 }`,
       // for its event-loop delay figures (prom-client's default process metrics)
-      `  metrics: { port: ${metricsPort}, host: 127.0.0.1 }`,
-      '',
-    ].join('\n'),
+      metrics: `{ port: ${metricsPort}, host: 127.0.0.1 }`,
+    }),
   );
   const s = await launchProcess(process.execPath, [join(codeRoot, 'bin/streamgate.js'), '--config', conf], dir, [rtmpPort, hlsPort, metricsPort], { env: { ...process.env, STREAMGATE_LOG_LEVEL: 'warn' } });
   return { ...s, rtmpPort, hlsPort, metricsPort };
@@ -804,17 +797,13 @@ async function main(): Promise<void> {
     `## ${hlsBenchmark.title}`,
     '',
     `- command: \`flock /tmp/streamgate-bench.lock node dist/bench/hls.js${argv ? ` ${argv}` : ''}\` after \`npx tsc -p .\` (took ${took} s)`,
-    `- date: ${began.toISOString().replace(/\.\d+Z$/, 'Z')}`,
-    `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared)`,
+    dateLine(began),
+    machineLine('the machine is shared'),
     `- code: streamgate ${result.code}; Node ${process.version}; ${toolVersion(NGINX_BIN, ['-v'])} with libnginx-mod-rtmp; ${toolVersion(CHROMIUM, ['--version'])}`,
     '',
     renderHls(result),
   ].join('\n');
-  console.log(`\n${section}\n`);
-  if (!values['no-write']) {
-    writeBenchSection('hls', section);
-    console.log('written to BENCHMARKS.md');
-  }
+  publishSection('hls', section, !values['no-write']);
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -97,6 +97,25 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A loopback-style TCP client (Nagle off) whose reads all land in `buffer`, shared by every connection of a load
+ * process (no allocation per read); `onData(buffer, n)` must be done with the n bytes when it returns.
+ */
+export function connectInto(host: string, port: number, buffer: Buffer, onData: (buf: Uint8Array, n: number) => void): net.Socket {
+  return net.connect({
+    host,
+    port,
+    noDelay: true,
+    onread: {
+      buffer,
+      callback: (n: number, buf: Uint8Array) => {
+        onData(buf, n);
+        return true;
+      },
+    },
+  });
+}
+
 /** Resolves once something accepts TCP connections on the port. */
 export async function waitForPort(port: number, timeoutMs: number, alive: () => boolean = () => true): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -17,10 +17,57 @@ export type ReaderCommand =
 /** Reader process → benchmark, besides the protocol's own `result` message. */
 export type ReaderReply = { type: 'probe-ready' } | { type: 'connected'; playing: number; failed: number } | { type: 'window-started' } | { type: 'error'; message: string };
 
+/** What every reader process reports about its measured window, besides its per-reader figures. */
+export interface ReaderWindow {
+  windowMs: number;
+  /** media bytes received by the measured players in the window */
+  bytes: number;
+  /** this process's CPU in the window (user + system), seconds */
+  cpuSeconds: number;
+}
+
+/** Starts timing a window: the returned function gives its length and this process's CPU in it so far. */
+export function windowClock(): () => Omit<ReaderWindow, 'bytes'> {
+  const at = performance.now();
+  const cpu = process.cpuUsage();
+  return () => {
+    const used = process.cpuUsage(cpu);
+    return { windowMs: performance.now() - at, cpuSeconds: (used.user + used.system) / 1e6 };
+  };
+}
+
+/** Receive buffer size of a reader process's sockets: one buffer for all, as the parsers never keep views into it. */
+const READ_BUFFER_BYTES = 256 * 1024;
+let readBuffer: Buffer | undefined;
+
+/** The one receive buffer every player socket of this process reads into. */
+export function sharedReadBuffer(): Buffer {
+  readBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  return readBuffer;
+}
+
 /** What a pool needs from a player: its start-up state and a way to drop it. */
 export interface PoolPlayer {
-  stats: { firstKeyAtMs: number; error: string | null; closed: boolean };
+  stats: { connectAtMs: number; firstKeyAtMs: number; error: string | null; closed: boolean };
   destroy(): void;
+}
+
+/** Milliseconds from the player's connect to `atMs`, or -1 when that never happened (`atMs` < 0). */
+export function sinceConnect(p: PoolPlayer, atMs: number): number {
+  return atMs >= 0 ? atMs - p.stats.connectAtMs : -1;
+}
+
+/** What every measured player reports at the end of the window, whatever its protocol. */
+export interface PlayerOutcome {
+  /** connect → first keyframe (RTSP: its first packet), ms (-1: none) */
+  firstKeyMs: number;
+  error: string | null;
+  closed: boolean;
+}
+
+/** The player's {@link PlayerOutcome} now. */
+export function outcomeOf(p: PoolPlayer): PlayerOutcome {
+  return { firstKeyMs: sinceConnect(p, p.stats.firstKeyAtMs), error: p.stats.error, closed: p.stats.closed };
 }
 
 /** Sends a message to the benchmark (the parent process). */
@@ -92,14 +139,18 @@ export class ReaderPool<P extends PoolPlayer> {
 }
 
 /** What a reader process does for the messages that differ per protocol. */
-export interface ReaderHandlers<Probe> {
+export interface ReaderHandlers<Probe, Window> {
+  /** remembers what to play and starts the pool's probe */
   probe(msg: Probe): void;
-  startWindow(): void;
-  endWindow(): void;
+  /** the counters when the window opens */
+  startWindow(): Window;
+  /** the `result` message of the window that `startWindow` opened */
+  endWindow(start: Window): { type: 'result' };
 }
 
 /** Serves the benchmark's messages in this (child) process until `stop` or the parent goes away. */
-export function serveReaders<P extends PoolPlayer, Probe extends { type: 'probe' }>(pool: ReaderPool<P>, handlers: ReaderHandlers<Probe>): void {
+export function serveReaders<P extends PoolPlayer, Probe extends { type: 'probe' }, Window>(pool: ReaderPool<P>, handlers: ReaderHandlers<Probe, Window>): void {
+  let window: Window | undefined;
   process.on('message', (msg: Probe | ReaderCommand) => {
     switch (msg.type) {
       case 'probe':
@@ -109,10 +160,12 @@ export function serveReaders<P extends PoolPlayer, Probe extends { type: 'probe'
         pool.connect(msg.count, msg.perSecond, msg.timeoutMs);
         break;
       case 'window-start':
-        handlers.startWindow();
+        window = handlers.startWindow();
+        sendToBenchmark({ type: 'window-started' });
         break;
       case 'window-end':
-        handlers.endWindow();
+        if (window === undefined) sendToBenchmark({ type: 'error', message: 'window-end before window-start' });
+        else sendToBenchmark(handlers.endWindow(window));
         break;
       case 'stop':
         pool.destroy();

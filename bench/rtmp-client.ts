@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { connectInto } from './proc.js';
 
 /**
  * A deliberately cheap RTMP player for load tests: it does the simple handshake, connect / createStream / play by
@@ -131,18 +132,7 @@ export class RtmpPlayClient {
       error: null,
       closed: false,
     };
-    this.socket = net.connect({
-      host: opts.host,
-      port: opts.port,
-      noDelay: true,
-      onread: {
-        buffer: opts.readBuffer,
-        callback: (n: number, buf: Uint8Array) => {
-          this.onData(buf as Buffer, n);
-          return true;
-        },
-      },
-    });
+    this.socket = connectInto(opts.host, opts.port, opts.readBuffer, (buf, n) => this.onData(buf as Buffer, n));
     this.socket.on('connect', () => this.socket.write(C0C1));
     this.socket.on('error', (err) => this.fail(`socket: ${err.message}`));
     this.socket.on('close', () => {

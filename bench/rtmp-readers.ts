@@ -1,4 +1,4 @@
-import { ReaderPool, sendToBenchmark, serveReaders, type ReaderCommand, type ReaderReply } from './reader-proc.js';
+import { outcomeOf, ReaderPool, serveReaders, sharedReadBuffer, sinceConnect, windowClock, type PlayerOutcome, type ReaderCommand, type ReaderReply, type ReaderWindow } from './reader-proc.js';
 import { RtmpPlayClient } from './rtmp-client.js';
 
 /**
@@ -14,25 +14,20 @@ import { RtmpPlayClient } from './rtmp-client.js';
 export type ToReaders = { type: 'probe'; host: string; port: number; app: string; name: string } | ReaderCommand;
 
 /** What one measured player reports at the end of the window. */
-export interface ReaderResult {
+export interface ReaderResult extends PlayerOutcome {
   /** pictures received during the window */
   frames: number;
   /** connect → first picture of any kind, ms (-1: none) */
   firstFrameMs: number;
-  /** connect → first keyframe, ms (-1: none) */
-  firstKeyMs: number;
   /** live edge minus the first keyframe's timestamp when it arrived, ms */
   firstKeyAgeMs: number;
-  error: string | null;
-  closed: boolean;
 }
 
 /** Messages from a reader process to the benchmark. */
 export type FromReaders =
   | ReaderReply
-  | {
+  | (ReaderWindow & {
       type: 'result';
-      windowMs: number;
       readers: ReaderResult[];
       probeFrames: number;
       /**
@@ -40,21 +35,20 @@ export type FromReaders =
        * rate (the source is constant frame rate). Publisher hiccups on a busy machine then count for nobody.
        */
       liveEdgeAdvanceMs: number;
-      /** media bytes received by the measured players in the window */
-      bytes: number;
-      /** this process's CPU in the window (user + system), seconds */
-      cpuSeconds: number;
-    };
+    });
 
-const send = (msg: FromReaders): void => sendToBenchmark(msg);
-
-/** One receive buffer for every socket: the parser never keeps views into it. */
-const readBuffer = Buffer.allocUnsafe(256 * 1024);
 let target: { host: string; port: number; app: string; name: string } | undefined;
 /** newest video timestamp any player in this process received: the live edge as seen from here */
 let liveTs = -1;
 const ages = new Map<RtmpPlayClient, number>();
-let windowStart: { at: number; liveTs: number; frames: number[]; probeFrames: number; bytes: number; cpu: NodeJS.CpuUsage } | undefined;
+/** The counters when the window opened. */
+interface WindowStart {
+  clock: () => Omit<ReaderWindow, 'bytes'>;
+  liveTs: number;
+  frames: number[];
+  probeFrames: number;
+  bytes: number;
+}
 
 function onFrame(_c: RtmpPlayClient, ts: number): void {
   if (ts > liveTs) liveTs = ts;
@@ -65,7 +59,7 @@ function onFirstKeyframe(c: RtmpPlayClient, ts: number): void {
   ages.set(c, liveTs >= 0 ? Math.max(0, liveTs - ts) : -1);
 }
 
-const pool = new ReaderPool(() => new RtmpPlayClient({ ...target!, readBuffer, onFrame, onFirstKeyframe }));
+const pool = new ReaderPool(() => new RtmpPlayClient({ ...target!, readBuffer: sharedReadBuffer(), onFrame, onFirstKeyframe }));
 const readers = pool.readers;
 
 function measuredBytes(): number {
@@ -74,45 +68,31 @@ function measuredBytes(): number {
   return b;
 }
 
-function startWindow(): void {
-  windowStart = {
-    at: performance.now(),
+function startWindow(): WindowStart {
+  return {
+    clock: windowClock(),
     liveTs,
     frames: readers.map((r) => r.stats.frames),
     probeFrames: pool.probe?.stats.frames ?? 0,
     bytes: measuredBytes(),
-    cpu: process.cpuUsage(),
   };
-  send({ type: 'window-started' });
 }
 
-function endWindow(): void {
-  const w = windowStart;
-  if (!w) {
-    send({ type: 'error', message: 'window-end before window-start' });
-    return;
-  }
-  const cpu = process.cpuUsage(w.cpu);
-  const result: ReaderResult[] = readers.map((r, i) => {
-    const s = r.stats;
-    return {
-      frames: s.frames - (w.frames[i] ?? 0),
-      firstFrameMs: s.firstFrameAtMs >= 0 ? s.firstFrameAtMs - s.connectAtMs : -1,
-      firstKeyMs: s.firstKeyAtMs >= 0 ? s.firstKeyAtMs - s.connectAtMs : -1,
-      firstKeyAgeMs: ages.get(r) ?? -1,
-      error: s.error,
-      closed: s.closed,
-    };
-  });
-  send({
+function endWindow(w: WindowStart): Extract<FromReaders, { type: 'result' }> {
+  const result: ReaderResult[] = readers.map((r, i) => ({
+    ...outcomeOf(r),
+    frames: r.stats.frames - (w.frames[i] ?? 0),
+    firstFrameMs: sinceConnect(r, r.stats.firstFrameAtMs),
+    firstKeyAgeMs: ages.get(r) ?? -1,
+  }));
+  return {
     type: 'result',
-    windowMs: performance.now() - w.at,
+    ...w.clock(),
     readers: result,
     probeFrames: (pool.probe?.stats.frames ?? 0) - w.probeFrames,
     liveEdgeAdvanceMs: liveTs - w.liveTs,
     bytes: measuredBytes() - w.bytes,
-    cpuSeconds: (cpu.user + cpu.system) / 1e6,
-  });
+  };
 }
 
 serveReaders(pool, {

@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { connectInto } from './proc.js';
 
 /**
  * A deliberately cheap RTSP player for load tests: OPTIONS, DESCRIBE, SETUP (every media, TCP interleaved or UDP)
@@ -111,21 +112,12 @@ export class RtspPlayClient {
   constructor(private readonly opts: RtspPlayOptions) {
     this.url = `rtsp://${opts.host}:${opts.port}/${opts.path}`;
     this.stats = { connectAtMs: performance.now(), playAtMs: -1, firstPacketAtMs: -1, firstKeyAtMs: -1, media: [], error: null, closed: false };
-    this.socket = net.connect({
-      host: opts.host,
-      port: opts.port,
-      noDelay: true,
-      onread: {
-        buffer: opts.readBuffer,
-        callback: (n: number, buf: Uint8Array) => {
-          try {
-            this.onData(buf, n);
-          } catch (err) {
-            this.fail(`protocol: ${err instanceof Error ? err.message : String(err)}`);
-          }
-          return true;
-        },
-      },
+    this.socket = connectInto(opts.host, opts.port, opts.readBuffer, (buf, n) => {
+      try {
+        this.onData(buf, n);
+      } catch (err) {
+        this.fail(`protocol: ${err instanceof Error ? err.message : String(err)}`);
+      }
     });
     this.socket.on('connect', () => this.request('OPTIONS', this.url));
     this.socket.on('error', (err) => this.fail(`socket: ${err.message}`));

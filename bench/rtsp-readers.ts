@@ -1,4 +1,4 @@
-import { ReaderPool, sendToBenchmark, serveReaders, type ReaderCommand, type ReaderReply } from './reader-proc.js';
+import { outcomeOf, ReaderPool, serveReaders, sharedReadBuffer, sinceConnect, windowClock, type PlayerOutcome, type ReaderCommand, type ReaderReply, type ReaderWindow } from './reader-proc.js';
 import { RtspPlayClient, type RtspTransportKind } from './rtsp-client.js';
 
 /**
@@ -15,64 +15,49 @@ import { RtspPlayClient, type RtspTransportKind } from './rtsp-client.js';
 export type ToRtspReaders = { type: 'probe'; host: string; port: number; path: string; transport: RtspTransportKind } | ReaderCommand;
 
 /** What one measured player reports at the end of the window. */
-export interface RtspReaderResult {
+export interface RtspReaderResult extends PlayerOutcome {
   /** RTP packets received during the window, all media */
   received: number;
-  /** connect → first keyframe packet, ms (-1: none) */
-  firstKeyMs: number;
   /** connect → PLAY answered, ms (-1: not playing) */
   playMs: number;
-  error: string | null;
-  closed: boolean;
 }
 
 /** Messages from a reader process to the benchmark. */
 export type FromRtspReaders =
   | ReaderReply
-  | {
+  | (ReaderWindow & {
       type: 'result';
-      windowMs: number;
       readers: RtspReaderResult[];
       /** packets the server sent per reader during the window (all media), see the module comment */
       sent: number;
-      /** RTP bytes received by the measured players in the window */
-      bytes: number;
-      /** this process's CPU in the window (user + system), seconds */
-      cpuSeconds: number;
-    };
+    });
 
-const send = (msg: FromRtspReaders): void => sendToBenchmark(msg);
-
-/** One receive buffer for every TCP player: the parser never keeps views into it. */
-const readBuffer = Buffer.allocUnsafe(256 * 1024);
 let target: { host: string; port: number; path: string; transport: RtspTransportKind } | undefined;
-const pool = new ReaderPool(() => new RtspPlayClient({ ...target!, readBuffer }));
+const pool = new ReaderPool(() => new RtspPlayClient({ ...target!, readBuffer: sharedReadBuffer() }));
 const readers = pool.readers;
-let windowStart: { at: number; received: number[]; highest: number[][]; bytes: number; cpu: NodeJS.CpuUsage } | undefined;
+/** The counters when the window opened. */
+interface WindowStart {
+  clock: () => Omit<ReaderWindow, 'bytes'>;
+  received: number[];
+  highest: number[][];
+  bytes: number;
+}
 
 const all = (): RtspPlayClient[] => (pool.probe ? [pool.probe, ...readers] : readers);
 const receivedOf = (c: RtspPlayClient): number => c.stats.media.reduce((s, m) => s + m.received, 0);
 const bytesOf = (c: RtspPlayClient): number => c.stats.media.reduce((s, m) => s + m.bytes, 0);
 
-function startWindow(): void {
+function startWindow(): WindowStart {
   const players = all();
-  windowStart = {
-    at: performance.now(),
+  return {
+    clock: windowClock(),
     received: readers.map(receivedOf),
     highest: players.map((c) => c.stats.media.map((m) => m.highest)),
     bytes: readers.reduce((s, r) => s + bytesOf(r), 0),
-    cpu: process.cpuUsage(),
   };
-  send({ type: 'window-started' });
 }
 
-function endWindow(): void {
-  const w = windowStart;
-  if (!w) {
-    send({ type: 'error', message: 'window-end before window-start' });
-    return;
-  }
-  const cpu = process.cpuUsage(w.cpu);
+function endWindow(w: WindowStart): Extract<FromRtspReaders, { type: 'result' }> {
   // per media, the largest advance of the highest sequence number among players that had one at the start
   const sentPerMedia: number[] = [];
   all().forEach((c, i) => {
@@ -81,24 +66,18 @@ function endWindow(): void {
       if (h0 >= 0 && m.highest >= h0) sentPerMedia[k] = Math.max(sentPerMedia[k] ?? 0, m.highest - h0);
     });
   });
-  const result: RtspReaderResult[] = readers.map((r, i) => {
-    const s = r.stats;
-    return {
-      received: receivedOf(r) - (w.received[i] ?? 0),
-      firstKeyMs: s.firstKeyAtMs >= 0 ? s.firstKeyAtMs - s.connectAtMs : -1,
-      playMs: s.playAtMs >= 0 ? s.playAtMs - s.connectAtMs : -1,
-      error: s.error,
-      closed: s.closed,
-    };
-  });
-  send({
+  const result: RtspReaderResult[] = readers.map((r, i) => ({
+    ...outcomeOf(r),
+    received: receivedOf(r) - (w.received[i] ?? 0),
+    playMs: sinceConnect(r, r.stats.playAtMs),
+  }));
+  return {
     type: 'result',
-    windowMs: performance.now() - w.at,
+    ...w.clock(),
     readers: result,
     sent: sentPerMedia.reduce((s, x) => s + (x ?? 0), 0),
     bytes: readers.reduce((s, r) => s + bytesOf(r), 0) - w.bytes,
-    cpuSeconds: (cpu.user + cpu.system) / 1e6,
-  });
+  };
 }
 
 serveReaders(pool, {

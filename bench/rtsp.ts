@@ -1,7 +1,7 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -11,9 +11,9 @@ import { ReaderProcess } from './reader-proc.js';
 import { FPS, prepareSource, startLoopPublisher } from './rtmp-fanout.js';
 import type { FromReaders, ToReaders } from './rtmp-readers.js';
 import type { FromRtspReaders, RtspReaderResult, ToRtspReaders } from './rtsp-readers.js';
-import { toolVersion, writeBenchSection } from './benchmarks-md.js';
+import { dateLine, machineLine, publishSection, toolVersion } from './benchmarks-md.js';
 import type { BenchArgs, Benchmark } from './run.js';
-import { freezeStreamgate, launchProcess, REPO_ROOT, streamgateCodeRoot, unfreezeStreamgate, type ServerProcess } from './servers.js';
+import { freezeStreamgate, launchProcess, REPO_ROOT, streamgateCodeRoot, streamgateConfig, unfreezeStreamgate, type ServerProcess } from './servers.js';
 import { failedFigures, fmt, pct, sampleServer, serverFigures, split, table, type ServerFigures } from './stats.js';
 
 /**
@@ -117,18 +117,11 @@ async function startServer(dir: string, profDir: string | undefined): Promise<Se
   const conf = join(dir, 'streamgate.yml');
   writeFileSync(
     conf,
-    [
-      'logLevel: warn',
-      'listeners:',
-      `  rtmp: { port: ${rtmpPort}, host: 127.0.0.1 }`,
-      `  rtsp: { port: ${rtspPort}, host: 127.0.0.1, rtpPort: ${rtp}, rtcpPort: ${rtp + 1} }`,
-      `  api: { port: ${apiPort}, host: 127.0.0.1 }`,
-      '  hls: { enabled: false }',
-      '  webrtc: { enabled: false }',
-      '  sip: { enabled: false }',
-      '  metrics: { enabled: false }',
-      '',
-    ].join('\n'),
+    streamgateConfig({
+      rtmp: `{ port: ${rtmpPort}, host: 127.0.0.1 }`,
+      rtsp: `{ port: ${rtspPort}, host: 127.0.0.1, rtpPort: ${rtp}, rtcpPort: ${rtp + 1} }`,
+      api: `{ port: ${apiPort}, host: 127.0.0.1 }`,
+    }),
   );
   const env = { ...process.env };
   delete env.STREAMGATE_LOG_LEVEL;
@@ -441,18 +434,14 @@ async function main(): Promise<void> {
     '## RTSP fan-out (issue 3)',
     '',
     `- command: \`flock ${LOCK_FILE} node dist/bench/rtsp.js${argv ? ` ${argv}` : ''}\` after \`npx tsc -p .\` (took ${took} s)`,
-    `- date: ${began.toISOString().replace(/\.\d+Z$/, 'Z')}`,
-    `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')} (shared with other engineers' work)`,
+    dateLine(began),
+    machineLine("shared with other engineers' work"),
     `- code: streamgate at ${toolVersion('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'])}, run from a frozen copy of dist/; Node ${process.version}; ${toolVersion('ffmpeg', ['-version'])}`,
     `- stream: the RTMP benchmark's 1280x720 30 fps 2 s GOP ~3 Mbps + AAC file, published with \`ffmpeg -re -stream_loop -1 -c copy\` over RTMP; readers in separate processes; each (transport, N) on a fresh server`,
     '',
     body,
   ].join('\n');
-  console.log(`\n${section}\n`);
-  if (!values['no-write']) {
-    writeBenchSection('rtsp', section);
-    console.log('written to BENCHMARKS.md');
-  }
+  publishSection('rtsp', section, !values['no-write']);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -1,10 +1,9 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { cpus, loadavg, release } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { toolVersion, writeBenchSection } from './benchmarks-md.js';
+import { dateLine, machineLine, publishSection, toolVersion } from './benchmarks-md.js';
 import { renderFanout, runFanout, type FanoutOptions } from './rtmp-fanout.js';
 import { NGINX_BIN, REPO_ROOT, SERVERS, type ServerKind } from './servers.js';
 
@@ -134,7 +133,7 @@ function parse(argv: string[]): { only: string[]; args: BenchArgs; write: boolea
 function machine(): string {
   const nms = JSON.parse(readFileSync(join(REPO_ROOT, 'node_modules/node-media-server/package.json'), 'utf8')) as { version: string };
   return [
-    `- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Linux ${release()}, load average at start ${loadavg().map((x) => x.toFixed(2)).join(' ')} (the machine is shared)`,
+    machineLine('the machine is shared'),
     `- code: streamgate at ${toolVersion('git', ['-C', REPO_ROOT, 'describe', '--always', '--dirty'])} (dist/ as compiled at the start of the run; the work tree is shared, so "-dirty" may include other engineers' uncommitted files)`,
     `- Node ${process.version}; ${toolVersion(NGINX_BIN, ['-v'])} with libnginx-mod-rtmp; node-media-server ${nms.version}; ${toolVersion('ffmpeg', ['-version'])}`,
   ].join('\n');
@@ -191,16 +190,12 @@ async function main(): Promise<void> {
       `## ${b.title}`,
       '',
       `- command: \`npm run bench${argv ? ` -- ${argv}` : ''}\` (took ${seconds} s)`,
-      `- date: ${began.toISOString().replace(/\.\d+Z$/, 'Z')}`,
+      dateLine(began),
       machine(),
       '',
       body,
     ].join('\n');
-    console.log(`\n${section}\n`);
-    if (parsed.write) {
-      writeBenchSection(name, section, HEADER);
-      console.log('written to BENCHMARKS.md');
-    }
+    publishSection(name, section, parsed.write, HEADER);
   }
 }
 

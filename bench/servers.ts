@@ -164,6 +164,23 @@ export function streamgateCodeRoot(): string {
   return streamgateRoot;
 }
 
+/** streamgate's listeners, in the order its benchmark configs list them. */
+const LISTENERS = ['rtmp', 'rtsp', 'hls', 'webrtc', 'sip', 'api', 'metrics'] as const;
+
+/**
+ * A streamgate config for a benchmark: logging at warn, `listeners` given as their YAML flow maps (e.g.
+ * `{ port: 1935, host: 127.0.0.1 }`), every other listener disabled, then `extraYaml`.
+ */
+export function streamgateConfig(listeners: Partial<Record<(typeof LISTENERS)[number], string>>, extraYaml = ''): string {
+  return [
+    'logLevel: warn',
+    'listeners:',
+    ...LISTENERS.map((name) => `  ${name}: ${listeners[name] ?? '{ enabled: false }'}`),
+    extraYaml,
+    '',
+  ].join('\n');
+}
+
 /** streamgate (see {@link freezeStreamgate}), RTMP + API only, logging at warn. */
 export const streamgate: ServerKind = {
   key: 'streamgate',
@@ -171,19 +188,7 @@ export const streamgate: ServerKind = {
   async start(dir, opts = {}) {
     const port = await freePort();
     const apiPort = await freePort();
-    const yml = [
-      'logLevel: warn',
-      'listeners:',
-      `  rtmp: { port: ${port}, host: 127.0.0.1 }`,
-      `  api: { port: ${apiPort}, host: 127.0.0.1 }`,
-      '  rtsp: { enabled: false }',
-      '  hls: { enabled: false }',
-      '  webrtc: { enabled: false }',
-      '  sip: { enabled: false }',
-      '  metrics: { enabled: false }',
-      opts.streamgateYaml ?? '',
-      '',
-    ].join('\n');
+    const yml = streamgateConfig({ rtmp: `{ port: ${port}, host: 127.0.0.1 }`, api: `{ port: ${apiPort}, host: 127.0.0.1 }` }, opts.streamgateYaml);
     const conf = join(dir, 'streamgate.yml');
     writeFileSync(conf, yml);
     const env = { ...process.env };

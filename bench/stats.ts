@@ -1,4 +1,5 @@
 import { cpuTimes, rssBytes, sleep } from './proc.js';
+import type { ReaderWindow } from './reader-proc.js';
 
 /**
  * Figures of the fan-out benchmarks (RTMP, RTSP): server CPU and memory sampled from /proc over a window, the
@@ -33,15 +34,6 @@ export async function sampleServer(pids: number[], ms: number): Promise<CpuWindo
     sysRate: (c1.system - c0.system) / seconds,
     rss: rssBytes(pids),
   };
-}
-
-/** What every reader process reports about its window (the part the server figures need). */
-export interface ReaderWindow {
-  windowMs: number;
-  /** media bytes the measured players received */
-  bytes: number;
-  /** the reader process's own CPU, seconds */
-  cpuSeconds: number;
 }
 
 /** Server figures of one fan-out run with N readers, against the baseline with none. */
