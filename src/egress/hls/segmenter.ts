@@ -45,16 +45,16 @@
  * This file is the cutting state machine and composes one-job modules: segmenter-options.ts (options, defaults),
  * track-state.ts (per-track state, codec parameters), timing.ts (timeline and target rules), fragment-writer.ts with
  * fmp4-writer.ts / ts-writer.ts (part bytes per container), segment-window.ts (retention and byte limits),
- * handover.ts (continuity across segmenters), hls-files.ts (served files by name) and blocking-reload.ts (6.2.5.2).
+ * handover.ts (continuity across segmenters), hls-files.ts (served files by name), blocking-reload.ts (6.2.5.2) and
+ * playlist-view.ts (the media playlist and variant attributes as pure functions of the window).
  */
 import { LimitError, UnsupportedError } from '../../errors.js';
-import { aacCodecString, parseAudioSpecificConfig } from '../../media/codecs/aac.js';
-import { h264CodecString } from '../../media/codecs/h264.js';
 import { blockingDecision, type BlockingDecision } from './blocking-reload.js';
 import { createFragmentWriter, type FragmentWriter, type PartRun } from './fragment-writer.js';
-import { programDateTimeMs, toHandoverSegment, withoutMedia, type HandoverPart, type HandoverSegment, type SegmenterHandover } from './handover.js';
+import { toHandoverSegment, withoutMedia, type HandoverPart, type HandoverSegment, type SegmenterHandover } from './handover.js';
 import { lookupFile, type FileLookup, type HlsFile } from './hls-files.js';
-import type { MediaPlaylist, PlaylistSegment, PlaylistVariant } from './playlist.js';
+import type { MediaPlaylist, PlaylistVariant } from './playlist.js';
+import { buildMediaPlaylist, buildVariant, initFileName, partFileName } from './playlist-view.js';
 import { SegmentWindow, type Part, type Segment } from './segment-window.js';
 import {
   DEFAULT_MAX_BYTES,
@@ -64,7 +64,6 @@ import {
   DEFAULT_SEGMENT_COUNT,
   DEFAULT_SEGMENT_MIN_DURATION_MS,
   SEGMENTS_TO_PUBLISH,
-  mediaExtension,
   segmentsToPublish,
   type HlsVariant,
   type SegmenterOptions,
@@ -81,10 +80,8 @@ import {
 import {
   adoptInBandParams,
   configured,
-  h264Params,
   newTrackState,
   sampleUnits,
-  videoSize,
   type Sample,
   type SegmenterFrame,
   type SegmenterTrack,
@@ -151,7 +148,8 @@ export interface SegmenterStats {
 /**
  * Segmenter of one stream for one variant: the part/segment cutting state machine (see the module doc), composing
  * the timeline rules (timing.ts), the container writers (fragment-writer.ts), the retained window
- * (segment-window.ts), file lookups (hls-files.ts) and blocking reloads (blocking-reload.ts).
+ * (segment-window.ts), file lookups (hls-files.ts), blocking reloads (blocking-reload.ts) and playlist views
+ * (playlist-view.ts).
  */
 export class HlsSegmenter {
   readonly options: SegmenterOptions;
@@ -408,12 +406,12 @@ export class HlsSegmenter {
 
   /** URI (relative) of the part after the last one: the EXT-X-PRELOAD-HINT target. */
   preloadHintName(): string {
-    return `part${this.nextPartId}.${this.ext()}`;
+    return partFileName(this.nextPartId, this.options.variant);
   }
 
   /** Name of the current init segment (fMP4 variants), e.g. `init0.mp4`. */
   initName(gen = this.initGen): string {
-    return `init${gen}.mp4`;
+    return initFileName(gen);
   }
 
   /**
@@ -430,42 +428,19 @@ export class HlsSegmenter {
 
   /** The media playlist as it stands (call only when `ready`); write it with `writeMediaPlaylist`. */
   mediaPlaylist(): MediaPlaylist {
-    const ll = this.options.variant === 'lowLatency';
-    const rate = this.driving.rate;
     const w = this.window;
-    const segments: PlaylistSegment[] = [];
-    const withParts = (s: Segment): boolean => ll && s.partsHiddenAtMs === undefined;
-    const describe = (s: Segment, complete: boolean): PlaylistSegment => {
-      const out: PlaylistSegment = {
-        duration: s.duration / rate,
-        programDateTimeMs: programDateTimeMs(s, this.pdtOriginMs, rate),
-      };
-      if (complete) out.uri = `seg${s.msn}.${this.ext()}`;
-      if (this.options.variant !== 'mpegts') out.mapUri = this.initName(s.initGen);
-      if (s.discontinuity) out.discontinuity = true;
-      if (withParts(s)) {
-        out.parts = s.parts.map((p) => ({ uri: `part${p.id}.${this.ext()}`, duration: p.duration / rate, independent: p.independent }));
-      }
-      return out;
-    };
-    for (const s of w.listed) segments.push(describe(s, true));
-    if (ll && w.current.parts.length > 0 && !this.ended) segments.push(describe(w.current, false));
-    const first = w.listed[0];
-    const playlist: MediaPlaylist = {
-      targetDuration: w.targetDurationS,
-      mediaSequence: first ? first.msn : w.current.msn,
-      segments,
-    };
-    if (w.discontinuitySequence > 0) playlist.discontinuitySequence = w.discontinuitySequence;
-    if (this.ended) playlist.endList = true;
-    if (ll) {
-      playlist.canBlockReload = true;
-      playlist.canSkipUntil = 6 * w.targetDurationS;
-      playlist.lowLatency = { partTarget: this.partTargetS };
-      if (!this.ended) playlist.lowLatency.preloadHintUri = this.preloadHintName();
-    }
-    // no EXT-X-INDEPENDENT-SEGMENTS: a later forced cut would have to remove it, and 6.2.1 forbids such edits
-    return playlist;
+    return buildMediaPlaylist({
+      variant: this.options.variant,
+      rate: this.driving.rate,
+      listed: w.listed,
+      current: w.current,
+      targetDurationS: w.targetDurationS,
+      discontinuitySequence: w.discontinuitySequence,
+      pdtOriginMs: this.pdtOriginMs,
+      partTargetS: this.partTargetS,
+      ended: this.ended,
+      nextPartId: this.nextPartId,
+    });
   }
 
   /**
@@ -473,37 +448,7 @@ export class HlsSegmenter {
    * of the listed segments. Call when `ready`.
    */
   variant(): Omit<PlaylistVariant, 'uri'> {
-    const codecs: string[] = [];
-    let resolution: { width: number; height: number } | undefined;
-    for (const st of this.active) {
-      const t = st.track;
-      const params = t.codec === 'h264' ? h264Params(st) : undefined;
-      if (params) {
-        codecs.push(h264CodecString(params.sps));
-        resolution = videoSize(t, params.sps);
-      } else if (t.codec === 'aac' && t.config) {
-        codecs.push(aacCodecString(parseAudioSpecificConfig(t.config)));
-      } else if (t.codec === 'opus') {
-        codecs.push('opus');
-      }
-    }
-    const listed = this.window.listed;
-    let peak = 0;
-    let totalBits = 0;
-    let totalS = 0;
-    for (const s of listed) {
-      const durS = s.duration / this.driving.rate;
-      if (durS <= 0) continue;
-      peak = Math.max(peak, (s.bytes * 8) / durS);
-      totalBits += s.bytes * 8;
-      totalS += durS;
-    }
-    const out: Omit<PlaylistVariant, 'uri'> = { bandwidth: peak, codecs };
-    if (totalS > 0) out.averageBandwidth = totalBits / totalS;
-    if (resolution) out.resolution = resolution;
-    const last = listed[listed.length - 1];
-    if (this.driving.kind === 'video' && last && last.duration > 0) out.frameRate = (last.frames * this.driving.rate) / last.duration;
-    return out;
+    return buildVariant({ tracks: this.active, listed: this.window.listed, rate: this.driving.rate, video: this.driving.kind === 'video' });
   }
 
   // ---- internals: the part/segment cutting state machine ----
@@ -517,10 +462,6 @@ export class HlsSegmenter {
     const e = this.events;
     this.events = [];
     return e;
-  }
-
-  private ext(): 'mp4' | 'ts' {
-    return mediaExtension(this.options.variant);
   }
 
   /** Starts the timeline at the driving track's first usable frame; false when parameters are missing. */
