@@ -42,20 +42,22 @@
  * segments listed and downloadable when they are handed over with their media, keeps EXT-X-TARGETDURATION and,
  * when the new frame rate allows, PART-TARGET, and starts its first segment with EXT-X-DISCONTINUITY.
  *
- * This file is the cutting state machine and composes one-job modules: segmenter-options.ts (options, defaults),
+ * This file is the orchestrator: track selection, frame intake (timeline placement) and the queries, composing
+ * one-job modules: cutter.ts (the part/segment cutting state machine), segmenter-options.ts (options, defaults),
  * track-state.ts (per-track state, codec parameters), timing.ts (timeline and target rules), fragment-writer.ts with
  * fmp4-writer.ts / ts-writer.ts (part bytes per container), segment-window.ts (retention and byte limits),
  * handover.ts (continuity across segmenters), hls-files.ts (served files by name), blocking-reload.ts (6.2.5.2) and
  * playlist-view.ts (the media playlist and variant attributes as pure functions of the window).
  */
-import { LimitError, UnsupportedError } from '../../errors.js';
+import { UnsupportedError } from '../../errors.js';
 import { blockingDecision, type BlockingDecision } from './blocking-reload.js';
-import { createFragmentWriter, type FragmentWriter, type PartRun } from './fragment-writer.js';
+import { MAX_UNPLACED_FRAMES, SegmentCutter, type SegmenterEvent, type SegmenterStats } from './cutter.js';
+import { createFragmentWriter } from './fragment-writer.js';
 import { toHandoverSegment, withoutMedia, type HandoverPart, type HandoverSegment, type SegmenterHandover } from './handover.js';
 import { lookupFile, type FileLookup, type HlsFile } from './hls-files.js';
 import type { MediaPlaylist, PlaylistVariant } from './playlist.js';
 import { buildMediaPlaylist, buildVariant, initFileName, partFileName } from './playlist-view.js';
-import { SegmentWindow, type Part, type Segment } from './segment-window.js';
+import { SegmentWindow } from './segment-window.js';
 import {
   DEFAULT_MAX_BYTES,
   DEFAULT_MAX_SEGMENT_BYTES,
@@ -64,19 +66,10 @@ import {
   DEFAULT_SEGMENT_COUNT,
   DEFAULT_SEGMENT_MIN_DURATION_MS,
   SEGMENTS_TO_PUBLISH,
-  segmentsToPublish,
   type HlsVariant,
   type SegmenterOptions,
 } from './segmenter-options.js';
-import {
-  TIMESTAMP_JUMP_MS,
-  maxSegmentTicks,
-  msToTicks,
-  nominalDuration,
-  partTargetTicks,
-  placeOnTimeline,
-  targetDurationS,
-} from './timing.js';
+import { TIMESTAMP_JUMP_MS, placeOnTimeline } from './timing.js';
 import {
   adoptInBandParams,
   configured,
@@ -95,6 +88,7 @@ export {
   DEFAULT_PART_DURATION_MS,
   DEFAULT_SEGMENT_COUNT,
   DEFAULT_SEGMENT_MIN_DURATION_MS,
+  MAX_UNPLACED_FRAMES,
   SEGMENTS_TO_PUBLISH,
   TIMESTAMP_JUMP_MS,
   withoutMedia,
@@ -106,26 +100,13 @@ export type {
   HandoverSegment,
   HlsFile,
   HlsVariant,
+  SegmenterEvent,
   SegmenterFrame,
   SegmenterHandover,
   SegmenterOptions,
+  SegmenterStats,
   SegmenterTrack,
 };
-
-/**
- * Frames of a non-driving track waiting for a part (video stalled while audio flows). 512 AAC frames are ~11 s
- * at 48 kHz; older ones are dropped rather than kept without bound.
- */
-export const MAX_UNPLACED_FRAMES = 512;
-
-/** What happened during a `push`/`tick`/`finish`; the server wakes blocked requests on these. */
-export type SegmenterEvent =
-  | { type: 'ready' }
-  | { type: 'part'; id: number; msn: number; index: number }
-  | { type: 'segment'; msn: number }
-  | { type: 'ended' }
-  /** the open segment is due and needs a video keyframe to end: ask the publisher for one (playlists unchanged) */
-  | { type: 'keyframe-wanted' };
 
 /** A track of the stream the variant cannot carry, and why (the server logs it once per muxer). */
 export interface LeftOutTrack {
@@ -133,23 +114,10 @@ export interface LeftOutTrack {
   reason: string;
 }
 
-/** Counters for logs and metrics. */
-export interface SegmenterStats {
-  framesIn: number;
-  framesDropped: number;
-  timestampJumps: number;
-  gaps: number;
-  /** segments split at a non-keyframe to respect the target duration */
-  forcedCuts: number;
-  /** retired segments dropped before their availability ended, to respect maxBytes */
-  evictedEarly: number;
-}
-
 /**
- * Segmenter of one stream for one variant: the part/segment cutting state machine (see the module doc), composing
- * the timeline rules (timing.ts), the container writers (fragment-writer.ts), the retained window
- * (segment-window.ts), file lookups (hls-files.ts), blocking reloads (blocking-reload.ts) and playlist views
- * (playlist-view.ts).
+ * Segmenter of one stream for one variant (see the module doc): picks the tracks, places frames on the output
+ * timeline and hands them to the cutting state machine (cutter.ts); answers playlist (playlist-view.ts), file
+ * (hls-files.ts) and blocking-reload (blocking-reload.ts) questions from the retained window (segment-window.ts).
  */
 export class HlsSegmenter {
   readonly options: SegmenterOptions;
@@ -158,30 +126,10 @@ export class HlsSegmenter {
   readonly leftOut: readonly LeftOutTrack[];
   private readonly states = new Map<number, TrackState>();
   private readonly driving: TrackState;
-  /** driving ticks of the open segment at which the next keyframe request is due */
-  private keyframeAskAt = 0;
-  private active: TrackState[] = [];
   private started = false;
-  private published = false;
   private ended = false;
-  private now = 0;
-  private events: SegmenterEvent[] = [];
-
-  private partTarget = 0; // driving ticks, 0 until the first frame interval is known
-  private partDuration = 0; // driving ticks in the open part
-  private maxSegmentTicks = Infinity;
-  private pdtOriginMs = Infinity;
-  /** the origin estimate is final (first own segment complete) */
-  private pdtFixed = false;
-  /** PART-TARGET (s) of a predecessor, kept when the frame rate allows it */
-  private readonly resumedPartTargetS: number;
-  /** EXT-X-TARGETDURATION (s) of a predecessor whose segments are gone: the new target is at least that */
-  private readonly minTargetDuration: number;
-
-  private nextPartId = 0;
-  private initGen = -1;
   private readonly window: SegmentWindow;
-  private readonly writer: FragmentWriter;
+  private readonly cutter: SegmentCutter;
 
   /**
    * @param tracks the stream's tracks; the first H.264 track and the first audio track are used, others ignored.
@@ -210,27 +158,16 @@ export class HlsSegmenter {
       this.states.set(t.id, newTrackState(t, fmp4Id++));
     }
     this.driving = this.states.get((video ?? audio)!.id)!;
-    this.writer = createFragmentWriter(this.options.variant);
-    this.resumedPartTargetS = handover?.partTargetS ?? 0;
-    this.minTargetDuration = handover && handover.listed.length === 0 ? handover.targetDurationS : 0;
-    const rate = this.driving.rate;
-    if (handover) {
-      // continue a predecessor's numbering (see the module doc); the window adopts its segments
-      this.nextPartId = handover.nextPartId;
-      this.initGen = handover.nextInitGen - 1;
-    }
-    this.window = new SegmentWindow(this.options, rate, this.stats, handover, this.initGen);
-    if (handover && this.window.listed.length > 0) {
-      // the playlist continues: its target duration cannot change (6.2.1)
-      this.window.targetDurationS = handover.targetDurationS;
-      this.maxSegmentTicks = maxSegmentTicks(handover.targetDurationS, rate);
-      this.published = true;
-    }
+    // continue a predecessor's numbering (see the module doc); the window adopts its segments
+    const initGen = handover ? handover.nextInitGen - 1 : -1;
+    this.window = new SegmentWindow(this.options, this.driving.rate, this.stats, handover, initGen);
+    const writer = createFragmentWriter(this.options.variant);
+    this.cutter = new SegmentCutter({ options: this.options, driving: this.driving, window: this.window, writer, stats: this.stats }, initGen, handover);
   }
 
   /** True once the first segment is complete and playlists can be served. */
   get ready(): boolean {
-    return this.published;
+    return this.cutter.published;
   }
 
   /** True after `finish()`: the playlist carries EXT-X-ENDLIST. */
@@ -245,7 +182,7 @@ export class HlsSegmenter {
 
   /** PART-TARGET in seconds (0 until known; a predecessor's until the frame rate is known). */
   get partTargetS(): number {
-    return this.partTarget > 0 ? this.partTarget / this.driving.rate : this.resumedPartTargetS;
+    return this.cutter.partTargetS;
   }
 
   /** Bytes held in parts, segments and init segments. */
@@ -264,50 +201,46 @@ export class HlsSegmenter {
    * @throws LimitError when one segment exceeds `maxSegmentBytes`, or the window alone exceeds `maxBytes`.
    */
   push(frame: SegmenterFrame, nowMs: number): SegmenterEvent[] {
-    this.events = [];
+    this.cutter.drain(); // what a throwing call left behind
     this.setNow(nowMs);
     this.stats.framesIn++;
     const st = this.states.get(frame.track.id);
     if (this.ended || !st || st.track.codec !== frame.track.codec) {
       this.stats.framesDropped++;
-      return this.flushEvents();
+      return this.cutter.drain();
     }
     st.track = frame.track;
     if (!this.started) {
       if (st !== this.driving || (st.kind === 'video' && !frame.keyframe) || !this.start(frame)) {
         this.stats.framesDropped++;
-        return this.flushEvents();
+        return this.cutter.drain();
       }
     }
-    if (!this.active.includes(st)) {
+    if (!this.cutter.active.includes(st)) {
       this.stats.framesDropped++;
-      return this.flushEvents();
+      return this.cutter.drain();
     }
     const placed = placeOnTimeline(st, frame.dts, frame.pts);
     if (!placed) {
       this.stats.framesDropped++; // audio from before the first keyframe
-      return this.flushEvents();
+      return this.cutter.drain();
     }
     if (placed.jumped) this.stats.timestampJumps++;
     const { dts, pts } = placed;
-    if (!this.pdtFixed && st === this.driving) {
-      // frames are never early, only late (GOP cache bursts, network): the earliest origin estimate is the best
-      this.pdtOriginMs = Math.min(this.pdtOriginMs, nowMs - (dts * 1000) / st.rate);
-    }
+    if (st === this.driving) this.cutter.estimateOrigin(nowMs - (dts * 1000) / st.rate);
     const sample: Sample = { dts, pts, duration: 0, keyframe: st.kind === 'audio' || frame.keyframe, units: sampleUnits(st, frame.au) };
-    if (st === this.driving) this.onDriving(st, sample);
-    else this.onOther(st, sample);
+    this.cutter.push(st, sample);
     this.window.expire();
     this.window.enforceBytes();
-    return this.flushEvents();
+    return this.cutter.drain();
   }
 
   /** Drops retired segments whose availability ended. Call at `nextDeadline()`. */
   tick(nowMs: number): SegmenterEvent[] {
-    this.events = [];
+    this.cutter.drain();
     this.setNow(nowMs);
     this.window.expire();
-    return this.flushEvents();
+    return this.cutter.drain();
   }
 
   /** When `tick` should run next (ms, same clock as `nowMs`), or undefined when nothing is scheduled. */
@@ -320,32 +253,14 @@ export class HlsSegmenter {
    * Files stay served until the caller drops the segmenter.
    */
   finish(nowMs: number): SegmenterEvent[] {
-    this.events = [];
+    this.cutter.drain();
     this.setNow(nowMs);
     if (this.ended) return [];
-    if (this.started) {
-      for (const st of this.active) {
-        const p = st.pending;
-        if (!p) continue;
-        st.pending = undefined;
-        p.duration = st.lastDuration || nominalDuration(st);
-        if (st === this.driving) {
-          if (this.partTarget === 0) this.decidePartTarget(p.duration);
-          if (st.queue.length > 0 && this.partDuration + p.duration > this.partTarget) this.closePart(false);
-          this.partDuration += p.duration;
-          st.queue.push(p);
-        } else {
-          st.queue.push(p);
-        }
-      }
-      this.closePart(true);
-      this.closeSegment();
-      // a stream that ended early is served with what it has
-      if (!this.published && this.window.listed.length > 0) this.publish();
-    }
+    if (this.started) this.cutter.finish();
     this.ended = true;
-    this.events.push({ type: 'ended' });
-    return this.flushEvents();
+    const events = this.cutter.drain();
+    events.push({ type: 'ended' });
+    return events;
   }
 
   /**
@@ -362,18 +277,19 @@ export class HlsSegmenter {
     }
     const rate = this.driving.rate;
     const w = this.window;
-    const listed = w.listed.map((s) => toHandoverSegment(s, rate, this.pdtOriginMs));
-    const retired = w.retired.map((s) => toHandoverSegment(s, rate, this.pdtOriginMs));
+    const c = this.cutter;
+    const listed = w.listed.map((s) => toHandoverSegment(s, rate, c.pdtOriginMs));
+    const retired = w.retired.map((s) => toHandoverSegment(s, rate, c.pdtOriginMs));
     const gens = new Set([...listed, ...retired].map((s) => s.initGen));
     return {
       nextMsn: w.nextMsnForSuccessor(),
-      nextPartId: this.nextPartId,
-      nextInitGen: this.initGen + 1,
+      nextPartId: c.nextPartId,
+      nextInitGen: c.initGen + 1,
       discontinuitySequence: w.discontinuitySequence,
       targetDurationS: w.targetDurationS,
       partTargetS: this.partTargetS,
       maxPlaylistMs: w.maxPlaylistMs,
-      published: this.published,
+      published: c.published,
       listed,
       retired,
       inits: [...w.inits].filter(([gen]) => gens.has(gen)),
@@ -391,26 +307,22 @@ export class HlsSegmenter {
     const rate = this.driving.rate;
     return blockingDecision({
       ended: this.ended,
-      published: this.published,
+      published: this.cutter.published,
       openMsn: w.current.msn,
       openParts: w.current.parts.length,
       partsOf: (m) => w.segmentsByMsn.get(m)?.parts.length,
-      partsToMinimum: () => {
-        const remainingTicks = msToTicks(this.options.segmentMinDurationMs, rate) - this.segmentTicks();
-        const partTicks = Math.max(1, this.partTarget || Math.round(this.resumedPartTargetS * rate));
-        return Math.max(0, Math.ceil(remainingTicks / partTicks));
-      },
+      partsToMinimum: () => this.cutter.partsToMinimum(),
       partTargetS: this.partTargetS,
     }, msn, part);
   }
 
   /** URI (relative) of the part after the last one: the EXT-X-PRELOAD-HINT target. */
   preloadHintName(): string {
-    return partFileName(this.nextPartId, this.options.variant);
+    return partFileName(this.cutter.nextPartId, this.options.variant);
   }
 
   /** Name of the current init segment (fMP4 variants), e.g. `init0.mp4`. */
-  initName(gen = this.initGen): string {
+  initName(gen = this.cutter.initGen): string {
     return initFileName(gen);
   }
 
@@ -422,7 +334,7 @@ export class HlsSegmenter {
     return lookupFile(this.window, name, {
       variant: this.options.variant,
       video: this.driving.kind === 'video',
-      hintedPartId: this.ended ? undefined : this.nextPartId,
+      hintedPartId: this.ended ? undefined : this.cutter.nextPartId,
     });
   }
 
@@ -436,10 +348,10 @@ export class HlsSegmenter {
       current: w.current,
       targetDurationS: w.targetDurationS,
       discontinuitySequence: w.discontinuitySequence,
-      pdtOriginMs: this.pdtOriginMs,
+      pdtOriginMs: this.cutter.pdtOriginMs,
       partTargetS: this.partTargetS,
       ended: this.ended,
-      nextPartId: this.nextPartId,
+      nextPartId: this.cutter.nextPartId,
     });
   }
 
@@ -448,20 +360,13 @@ export class HlsSegmenter {
    * of the listed segments. Call when `ready`.
    */
   variant(): Omit<PlaylistVariant, 'uri'> {
-    return buildVariant({ tracks: this.active, listed: this.window.listed, rate: this.driving.rate, video: this.driving.kind === 'video' });
+    return buildVariant({ tracks: this.cutter.active, listed: this.window.listed, rate: this.driving.rate, video: this.driving.kind === 'video' });
   }
 
-  // ---- internals: the part/segment cutting state machine ----
+  // ---- internals: frame intake (the cutting itself is cutter.ts) ----
 
   private setNow(nowMs: number): void {
-    this.now = nowMs;
     this.window.now = nowMs;
-  }
-
-  private flushEvents(): SegmenterEvent[] {
-    const e = this.events;
-    this.events = [];
-    return e;
   }
 
   /** Starts the timeline at the driving track's first usable frame; false when parameters are missing. */
@@ -469,171 +374,10 @@ export class HlsSegmenter {
     const active = [...this.states.values()].filter((st) => st === this.driving || configured(st));
     if (this.driving.kind === 'video') adoptInBandParams(this.driving, frame.au);
     if (!configured(this.driving)) return false;
-    this.active = active;
     const originS = frame.dts / this.driving.rate;
     for (const st of active) st.offset = -Math.round(originS * st.rate);
-    this.rebuildInit();
-    this.window.current.initGen = this.initGen;
+    this.cutter.begin(active);
     this.started = true;
     return true;
-  }
-
-  /** Builds the init segment (fMP4) or TS muxer for the current track parameters. */
-  private rebuildInit(): void {
-    this.initGen++;
-    for (const st of this.active) st.initVersion = st.track.version;
-    const init = this.writer.configure(this.active);
-    if (init) this.window.addInit(this.initGen, init);
-  }
-
-  private paramsChanged(): boolean {
-    for (const st of this.active) if (st.track.version !== st.initVersion) return true;
-    return false;
-  }
-
-  private segmentTicks(): number {
-    return this.window.current.duration + this.partDuration;
-  }
-
-  private onOther(st: TrackState, s: Sample): void {
-    const p = st.pending;
-    if (p) {
-      // a hole in audio stays in the sample's duration (the trun cannot skip time): decoders play the frame,
-      // then silence until the next one, so the timeline stays true
-      const dur = s.dts - p.dts;
-      p.duration = dur;
-      st.lastDuration = dur;
-      st.queue.push(p);
-      if (st.queue.length > MAX_UNPLACED_FRAMES) {
-        st.queue.shift();
-        this.stats.framesDropped++;
-      }
-    }
-    st.pending = s;
-  }
-
-  private onDriving(st: TrackState, s: Sample): void {
-    const p = st.pending;
-    if (p) {
-      let dur = s.dts - p.dts;
-      if (this.partTarget === 0) this.decidePartTarget(dur);
-      let gap = false;
-      if (dur > this.partTarget) {
-        dur = st.lastDuration || Math.min(nominalDuration(st), this.partTarget);
-        gap = true;
-        this.stats.gaps++;
-      }
-      if (st.queue.length > 0 && this.partDuration + dur > this.partTarget) this.closePart(false);
-      p.duration = dur;
-      st.lastDuration = dur;
-      st.queue.push(p);
-      this.partDuration += dur;
-      if (gap) this.closePart(false);
-    }
-    if (s.keyframe) {
-      const changed = this.paramsChanged();
-      const minTicks = msToTicks(this.options.segmentMinDurationMs, st.rate);
-      if (changed || this.segmentTicks() >= minTicks) {
-        this.closePart(true);
-        this.closeSegment();
-        if (changed) {
-          if (st.kind === 'video') adoptInBandParams(st, s.units);
-          this.rebuildInit();
-          this.window.current.initGen = this.initGen;
-          this.window.current.discontinuity = true;
-        }
-      }
-    }
-    if (!s.keyframe && st.kind === 'video') {
-      const ticks = this.segmentTicks();
-      const minTicks = msToTicks(this.options.segmentMinDurationMs, st.rate);
-      if (ticks >= minTicks && ticks >= this.keyframeAskAt) {
-        this.events.push({ type: 'keyframe-wanted' });
-        this.keyframeAskAt = ticks + minTicks;
-      }
-    }
-    // close the part now if the next frame (assumed as long as the last) would not fit: saves one frame of latency
-    const next = st.lastDuration || nominalDuration(st);
-    if (st.queue.length > 0 && this.partTarget > 0 && this.partDuration + next > this.partTarget) this.closePart(false);
-    st.pending = s;
-  }
-
-  /** Fixes the part target from the first frame interval (see timing.ts); never changes afterwards. */
-  private decidePartTarget(frameTicks: number): void {
-    this.partTarget = partTargetTicks(frameTicks, this.options.partDurationMs, this.driving.rate, this.resumedPartTargetS);
-  }
-
-  /**
-   * Builds the open part from the queued samples (driving track: all; others: those that start before the part
-   * ends) with the variant's writer. `segmentEnd` skips the forced-cut check (the caller closes the segment anyway).
-   */
-  private closePart(segmentEnd: boolean): void {
-    const d = this.driving;
-    if (d.queue.length === 0) return;
-    const driving = d.queue;
-    d.queue = [];
-    const duration = this.partDuration;
-    this.partDuration = 0;
-    const first = driving[0] as Sample;
-    const endS = (first.dts + duration) / d.rate;
-    const runs: PartRun[] = [{ st: d, samples: driving }];
-    for (const st of this.active) {
-      if (st === d || st.queue.length === 0) continue;
-      let n = 0;
-      while (n < st.queue.length && (st.queue[n] as Sample).dts / st.rate < endS) n++;
-      if (n > 0) runs.push({ st, samples: st.queue.splice(0, n) });
-    }
-    const seg = this.window.current;
-    const id = this.nextPartId++;
-    const data = this.writer.write(runs, id + 1, seg.parts.length === 0);
-    if (seg.parts.length === 0) seg.startDts = first.dts;
-    const part: Part = { id, msn: seg.msn, index: seg.parts.length, data, duration, independent: first.keyframe };
-    this.window.addPart(part, driving.length);
-    this.events.push({ type: 'part', id, msn: seg.msn, index: part.index });
-    if (seg.bytes > this.options.maxSegmentBytes) {
-      throw new LimitError('HLS segment bytes', this.options.maxSegmentBytes, seg.bytes);
-    }
-    this.updatePartWindow();
-    if (!segmentEnd && seg.duration + this.partTarget >= this.maxSegmentTicks) {
-      this.stats.forcedCuts++;
-      this.closeSegment();
-    }
-  }
-
-  private closeSegment(): void {
-    const w = this.window;
-    if (w.current.parts.length === 0) return;
-    const seg = w.listCurrent();
-    if (!this.pdtFixed) {
-      if (!Number.isFinite(this.pdtOriginMs)) this.pdtOriginMs = this.now;
-      this.pdtFixed = true;
-    }
-    if (w.targetDurationS === 0) this.fixTarget(seg);
-    if (!this.published && w.listed.length >= segmentsToPublish(this.options.variant)) this.publish();
-    this.events.push({ type: 'segment', msn: seg.msn });
-    w.openNext(this.initGen);
-    this.keyframeAskAt = 0;
-    w.trim(this.segmentTicks());
-    this.updatePartWindow();
-  }
-
-  /** Fixes EXT-X-TARGETDURATION from the first segment (see the module doc); later segments obey it. */
-  private fixTarget(first: Segment): void {
-    const rate = this.driving.rate;
-    const target = targetDurationS(this.options.segmentMinDurationMs, first.duration, rate, this.minTargetDuration);
-    this.window.targetDurationS = target;
-    this.maxSegmentTicks = maxSegmentTicks(target, rate);
-  }
-
-  /** Makes the playlist servable ('ready'). */
-  private publish(): void {
-    this.published = true;
-    this.events.push({ type: 'ready' });
-    this.updatePartWindow();
-  }
-
-  /** The EXT-X-PART window moves only once a playlist is served. */
-  private updatePartWindow(): void {
-    if (this.published) this.window.updatePartWindow();
   }
 }
