@@ -18,7 +18,7 @@ import { WebrtcEgress, type IceServer, type ViewerSession } from '../egress/webr
 import { UdpMux, type IceAdvertise } from '../egress/webrtc/udp-mux.js';
 import { defaultSendThreads, SendPool } from '../egress/webrtc/send-pool.js';
 import { sendLatencyProbe } from '../egress/webrtc/fanout.js';
-import { buildAnswer, MAX_OFFER_BYTES, negotiate, parseOffer } from './sdp/negotiate.js';
+import { buildAnswer, iceRestartFragment, MAX_OFFER_BYTES, negotiate, parseOffer } from './sdp/negotiate.js';
 import { dtlsIdentity, LeanPeer } from '../egress/webrtc/peer.js';
 import { WebrtcToBus, type FrameTarget } from '../ingest/webrtc/to-bus.js';
 import type { Session } from '../media/bus/session.js';
@@ -230,33 +230,64 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
   /** the ICE ufrag of each session's offer: a PATCH with another one is an ICE restart */
   const remoteUfrags = new Map<string, string>();
 
-  /**
-   * PATCH on a session (RFC 9725 §4.3): trickle ICE fragments (RFC 8840) are accepted — this ICE-lite server learns
-   * the client's addresses from its checks, so candidates need no action (the werift engine is given them) — and
-   * an ICE restart (a new ice-ufrag) is answered 501: the client starts a new session instead.
-   */
+  /** current entity tag of each session: it changes with every ICE restart (RFC 9725 §4.3.1) */
+  const etags = new Map<string, string>();
+
+  /** Remembers a new session's offer ufrag (to tell an ICE restart from trickle ICE in a PATCH). */
   const rememberUfrag = (id: string, offer: string): void => {
     const ufrag = /^a=ice-ufrag:(\S+)/m.exec(offer)?.[1];
     if (ufrag !== undefined) remoteUfrags.set(id, ufrag);
-    // ended sessions are forgotten in bulk: the map stays within twice the live sessions
+    // ended sessions are forgotten in bulk: the maps stay within twice the live sessions
     if (remoteUfrags.size > 2 * (publishers.size + egress.sessions.size) + 64) {
-      for (const k of remoteUfrags.keys()) if (!publishers.has(k) && !egress.sessions.has(k)) remoteUfrags.delete(k);
+      for (const k of remoteUfrags.keys()) {
+        if (!publishers.has(k) && !egress.sessions.has(k)) {
+          remoteUfrags.delete(k);
+          etags.delete(k);
+        }
+      }
     }
   };
+  const etagOf = (id: string): string => etags.get(id) ?? `"${id}"`;
 
-  const patch = async (req: IncomingMessage, res: ServerResponse, id: string, addCandidate?: (c: string) => Promise<void>): Promise<void> => {
+  /**
+   * PATCH on a session (RFC 9725 §4.3). Trickle ICE fragments (RFC 8840) are accepted — this ICE-lite server learns
+   * the client's addresses from its checks, so candidates need no action (the werift engine is given them). An ICE
+   * restart (a new ice-ufrag) gets new local credentials: 200 with them in an SDP fragment and a new ETag; the
+   * session's DTLS and SRTP continue. `restart` is undefined where restarts are not supported (501).
+   */
+  const patch = async (
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    session: { answer: string; restart?: () => { ufrag: string; pwd: string }; addCandidate?: (c: string) => Promise<void> },
+  ): Promise<void> => {
     const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (ct !== 'application/trickle-ice-sdpfrag') return send(res, 415, 'Content-Type must be application/trickle-ice-sdpfrag\n');
     const ifMatch = req.headers['if-match'];
-    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== `"${id}"`) return send(res, 412, 'If-Match does not name this session\n');
+    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== etagOf(id)) return send(res, 412, 'If-Match does not name the current state of this session\n');
     const body = await readBody(req, MAX_OFFER_BYTES);
     const ufrag = /^a=ice-ufrag:(\S+)/m.exec(body)?.[1];
     const known = remoteUfrags.get(id);
     if (ufrag !== undefined && known !== undefined && ufrag !== known) {
-      return send(res, 501, 'ICE restarts are not supported: start a new session\n');
+      const frag = session.restart ? restartFragment(session.answer, session.restart) : null;
+      if (!frag) return send(res, 501, 'ICE restarts are not supported here: start a new session\n');
+      remoteUfrags.set(id, ufrag);
+      const etag = `"${id}.${Date.now().toString(36)}"`;
+      etags.set(id, etag);
+      log.info({ session: id }, 'webrtc ICE restart');
+      res.writeHead(200, { ...CORS, 'Content-Type': 'application/trickle-ice-sdpfrag', ETag: etag });
+      res.end(frag);
+      return;
     }
-    if (addCandidate) for (const l of body.split(/\r?\n/)) if (l.startsWith('a=candidate:')) await addCandidate(l.slice(2));
+    if (session.addCandidate) for (const l of body.split(/\r?\n/)) if (l.startsWith('a=candidate:')) await session.addCandidate(l.slice(2));
     send(res, 204, '');
+  };
+
+  /** New local ICE credentials for a session, as the PATCH answer's fragment; null when there is nothing to name. */
+  const restartFragment = (answer: string, restart: () => { ufrag: string; pwd: string }): string | null => {
+    if (!mux || iceRestartFragment(answer, 'x', 'x', []) === null) return null;
+    const c = restart();
+    return iceRestartFragment(answer, c.ufrag, c.pwd, mux.candidates());
   };
 
   const send = (res: ServerResponse, status: number, body: string, headers: Record<string, string | string[]> = {}): void => {
@@ -294,12 +325,13 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
         pub.onClosed = () => {
           publishers.delete(pub.id);
           remoteUfrags.delete(pub.id);
+          etags.delete(pub.id);
         };
         res.writeHead(201, {
           ...CORS,
           'Content-Type': 'application/sdp',
           Location: `/${r.path}/whip/${pub.id}`,
-          ETag: `"${pub.id}"`,
+          ETag: etagOf(pub.id),
           'Accept-Patch': 'application/trickle-ice-sdpfrag',
           Link: linkHeader(clientIce()),
         });
@@ -312,7 +344,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
         ...CORS,
         'Content-Type': 'application/sdp',
         Location: `/${r.path}/whep/${session.id}`,
-        ETag: `"${session.id}"`,
+        ETag: etagOf(session.id),
         'Accept-Patch': 'application/trickle-ice-sdpfrag',
         Link: linkHeader(clientIce()),
       });
@@ -327,7 +359,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
         pub.close('DELETE by the client');
         return send(res, 200, '');
       }
-      if (method === 'PATCH') return patch(req, res, r.id);
+      if (method === 'PATCH') return patch(req, res, r.id, { answer: pub.answer, restart: () => pub.restartIce() });
       return send(res, 405, 'method not allowed\n', { Allow: 'PATCH, DELETE, OPTIONS' });
     }
     const session = egress.sessions.get(r.id);
@@ -336,7 +368,11 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
       session.close('DELETE by the client');
       return send(res, 200, '');
     }
-    if (method === 'PATCH') return patch(req, res, r.id, (c) => session.addRemoteCandidate(c));
+    if (method === 'PATCH') {
+      const peer = (session as { peer?: unknown }).peer;
+      const restart = peer instanceof LeanPeer ? () => peer.restartIce() : undefined;
+      return patch(req, res, r.id, { answer: session.answer, addCandidate: (c) => session.addRemoteCandidate(c), ...(restart ? { restart } : {}) });
+    }
     return send(res, 405, 'method not allowed\n', { Allow: 'PATCH, DELETE, OPTIONS' });
   };
 
@@ -476,6 +512,11 @@ export class WhipPublisher implements Session {
         // malformed RTCP from the publisher: ignored (its media still flows)
       }
     };
+  }
+
+  /** ICE restart asked by the client (PATCH): new local credentials on the same peer. */
+  restartIce(): { ufrag: string; pwd: string } {
+    return this.peer.restartIce();
   }
 
   /** A reader needs a keyframe (the bus calls this, rate-limited): PLI to the browser/OBS that publishes. */

@@ -187,3 +187,49 @@ test('the whole gateway: ffmpeg publishes RTMP (H.264 + AAC), Chromium plays it 
   assert.equal(s.frameWidth, 1280);
   assert.ok(s.audioSamples > 48000 * 4, `audio samples ${s.audioSamples}`);
 });
+
+test('ICE restart from Chromium over WHEP PATCH (RFC 9725 §4.3.2): new credentials, playback goes on', { skip, timeout: 90_000 }, async (t) => {
+  const env = await whepTestEnv(t, 'live/restart', { size: '640x360', rate: 30, gop: 30 });
+  const { ns, srv } = env;
+  const browser = await launchTestChromium(env);
+  const page = await browser.newPage();
+  await page.goto(`http://${ns.hostIp}:${srv.port}/live/restart/`);
+  await waitConnected(page);
+  await new Promise((r) => setTimeout(r, 2000));
+  const before = await playStats(page);
+  // what a WHEP client does for pc.restartIce(): a new offer, its credentials PATCHed, the answer's applied
+  const r = (await page.evaluate(`(async () => {
+    const pc = window.streamgate.pc;
+    const oldRemote = /a=ice-ufrag:(\\S+)/.exec(pc.remoteDescription.sdp)[1];
+    pc.restartIce();
+    const offer = await pc.createOffer({ iceRestart: true });
+    await pc.setLocalDescription(offer);
+    const sdp = pc.localDescription.sdp;
+    const ufrag = /a=ice-ufrag:(\\S+)/.exec(sdp)[1];
+    const pwd = /a=ice-pwd:(\\S+)/.exec(sdp)[1];
+    const mline = /^m=[^\\r\\n]*/m.exec(sdp)[0];
+    const mid = /a=mid:(\\S+)/.exec(sdp)[1];
+    const frag = 'a=ice-ufrag:' + ufrag + '\\r\\na=ice-pwd:' + pwd + '\\r\\n' + mline + '\\r\\na=mid:' + mid + '\\r\\n';
+    const res = await fetch(window.streamgate.session, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', 'If-Match': '*' }, body: frag });
+    const text = await res.text();
+    if (res.status !== 200) return { status: res.status, text };
+    const nu = /a=ice-ufrag:(\\S+)/.exec(text)[1];
+    const np = /a=ice-pwd:(\\S+)/.exec(text)[1];
+    const remote = pc.remoteDescription.sdp.replace(/a=ice-ufrag:\\S+/g, 'a=ice-ufrag:' + nu).replace(/a=ice-pwd:\\S+/g, 'a=ice-pwd:' + np);
+    await pc.setRemoteDescription({ type: 'answer', sdp: remote });
+    return { status: res.status, oldRemote, newRemote: nu };
+  })()`)) as { status: number; text?: string; oldRemote?: string; newRemote?: string };
+  assert.equal(r.status, 200, r.text);
+  assert.notEqual(r.newRemote, r.oldRemote);
+  const viewer = [...srv.egress.sessions.values()][0] as unknown as { peer: { localUfrag: string } };
+  assert.equal(viewer.peer.localUfrag, r.newRemote, 'the server uses the new credentials');
+  // Chromium runs checks with the new credentials and stays connected; frames keep coming
+  const answered0 = srv.mux!.stats.stunAnswered;
+  await new Promise((res) => setTimeout(res, 4000));
+  const state = await page.evaluate(`window.streamgate.pc.iceConnectionState`);
+  assert.ok(state === 'connected' || state === 'completed', `ICE state after the restart: ${String(state)}`);
+  assert.ok(srv.mux!.stats.stunAnswered > answered0, 'checks with the new ufrag answered');
+  const after = await playStats(page);
+  console.log(`# ICE restart: frames ${before.framesDecoded} → ${after.framesDecoded}`);
+  assert.ok(after.framesDecoded - before.framesDecoded > 60, `frames decoded after the restart: ${after.framesDecoded - before.framesDecoded}`);
+});

@@ -107,18 +107,49 @@ test('WHEP HTTP: OPTIONS, 404 unknown path, 400 bad SDP, 406 no usable codec, 41
   viewer.peer.onRtcp!(Buffer.from(serializeRtcp([{ type: 'pli', senderSsrc: 1, mediaSsrc: 2 }])));
   assert.deepEqual(asked, ['webrtc viewer PLI/FIR']);
   assert.deepEqual(stream.keyframeRequests, { requested: 1, passedUp: 1, unserved: 0 });
-  // PATCH (RFC 9725 §4.3): trickle fragments accepted, an ICE restart refused with 501, wrong type 415, stale ETag 412
+  // PATCH (RFC 9725 §4.3): trickle fragments 204, an ICE restart 200 with new credentials and a new ETag, wrong type
+  // 415, stale ETag 412
   const ufrag = /^a=ice-ufrag:(\S+)/m.exec(offer)![1]!;
   const patch = (body: string, headers: Record<string, string> = {}): Promise<Response> =>
     fetch(`${base}${location}`, { method: 'PATCH', headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', ...headers }, body });
   const frag = (u: string): string => `a=ice-ufrag:${u}\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 10.0.0.9 50000 typ host\r\n`;
-  assert.equal((await patch(frag(ufrag), { 'If-Match': ok.headers.get('etag')! })).status, 204);
+  const etag0 = ok.headers.get('etag')!;
+  assert.equal((await patch(frag(ufrag), { 'If-Match': etag0 })).status, 204);
   assert.equal((await patch(frag(ufrag))).status, 204, 'If-Match is optional for trickle');
-  const restart = await patch(frag('newufrag'), { 'If-Match': '*' });
-  assert.equal(restart.status, 501);
-  assert.match(await restart.text(), /ICE restarts are not supported/);
   assert.equal((await patch(frag(ufrag), { 'Content-Type': 'application/sdp' })).status, 415);
   assert.equal((await patch(frag(ufrag), { 'If-Match': '"not-this-one"' })).status, 412);
+  const oldLocal = { ufrag: /^a=ice-ufrag:(\S+)/m.exec(answer)![1]!, pwd: /^a=ice-pwd:(\S+)/m.exec(answer)![1]! };
+  const restart = await patch(frag('newufrag'), { 'If-Match': '*' });
+  assert.equal(restart.status, 200);
+  assert.equal(restart.headers.get('content-type'), 'application/trickle-ice-sdpfrag');
+  const etag1 = restart.headers.get('etag')!;
+  assert.notEqual(etag1, etag0, 'a restart changes the entity tag');
+  const restartFrag = await restart.text();
+  const newLocal = { ufrag: /^a=ice-ufrag:(\S+)/m.exec(restartFrag)![1]!, pwd: /^a=ice-pwd:(\S+)/m.exec(restartFrag)![1]! };
+  assert.notEqual(newLocal.ufrag, oldLocal.ufrag);
+  assert.match(restartFrag, /^a=ice-lite\r\n/);
+  assert.match(restartFrag, /^a=group:BUNDLE /m);
+  assert.match(restartFrag, /^m=\S+ 9 UDP\/TLS\/RTP\/SAVPF \d+\r\na=mid:\S+\r\na=candidate:1 1 udp \d+ 127\.0\.0\.1 \d+ typ host/m);
+  assert.match(restartFrag, /a=end-of-candidates\r\n$/);
+  assert.equal((await patch(frag('newufrag'), { 'If-Match': etag0 })).status, 412, 'the old ETag is stale');
+  assert.equal((await patch(frag('newufrag'), { 'If-Match': etag1 })).status, 204, 'trickle with the new ufrag');
+  // the ICE port answers checks with the new credentials only
+  const { createSocket } = await import('node:dgram');
+  const { bindingRequest } = await import('../helpers/stun.js');
+  const udp = createSocket('udp4');
+  await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
+  const replies: Buffer[] = [];
+  udp.on('message', (m) => replies.push(m));
+  const icePort = srv.mux!.port;
+  udp.send(bindingRequest(`${oldLocal.ufrag}:newufrag`, oldLocal.pwd, false, 100), icePort, '127.0.0.1');
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(replies.length, 0, 'the old ufrag is no longer answered');
+  udp.send(bindingRequest(`${newLocal.ufrag}:newufrag`, newLocal.pwd, false, 100), icePort, '127.0.0.1');
+  const until = Date.now() + 2000;
+  while (replies.length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+  udp.close();
+  assert.equal(replies.length, 1);
+  assert.equal(replies[0]!.readUInt16BE(0), 0x0101, 'Binding success with the new credentials');
   const del = await fetch(`${base}${location}`, { method: 'DELETE' });
   assert.equal(del.status, 200);
   assert.equal(srv.egress.sessions.size, 0);

@@ -54,8 +54,9 @@ export type PeerState = 'new' | 'checking' | 'dtls' | 'connected' | 'closed';
 
 /** One ICE-lite + DTLS-SRTP peer on the shared mux. */
 export class LeanPeer implements MuxPeer {
-  readonly localUfrag: string;
-  readonly localPwd: string;
+  /** local ICE credentials (changed by an ICE restart) */
+  localUfrag: string;
+  localPwd: string;
   state: PeerState = 'new';
   /** the link of the nominated pair (before any nomination: the first checked one), where everything is sent */
   link: IceLink | undefined;
@@ -115,6 +116,20 @@ export class LeanPeer implements MuxPeer {
   /** True for links the send threads can serve: their sockets are IPv4 UDP on the ICE port. */
   private static offloadable(link: IceLink): boolean {
     return link.transport === 'udp' && link.family === 4;
+  }
+
+  /**
+   * ICE restart (RFC 8445 §9) asked by the client: new local credentials, registered on the mux in place of the old
+   * ones. The nominated link, DTLS and SRTP stay; media keeps flowing until the client's checks with the new
+   * credentials nominate a (possibly new) pair.
+   */
+  restartIce(): { ufrag: string; pwd: string } {
+    const old = this.localUfrag;
+    const c = iceCredentials();
+    this.localUfrag = c.ufrag;
+    this.localPwd = c.pwd;
+    this.mux.rekey(this, old);
+    return c;
   }
 
   /** MuxPeer: a verified connectivity check. */

@@ -418,6 +418,12 @@ export class UdpMux implements IceTcpRouter {
     this.stats.peers = this.byUfrag.size;
   }
 
+  /** A peer changed its local ufrag (ICE restart): checks with the old one are no longer answered. */
+  rekey(peer: MuxPeer, oldUfrag: string): void {
+    if (this.byUfrag.get(oldUfrag) === peer) this.byUfrag.delete(oldUfrag);
+    this.byUfrag.set(peer.localUfrag, peer);
+  }
+
   /** Forgets a peer and its addresses, and closes its ICE-TCP connections. */
   remove(peer: MuxPeer): void {
     if (this.byUfrag.get(peer.localUfrag) === peer) this.byUfrag.delete(peer.localUfrag);

@@ -291,19 +291,49 @@ export function buildAnswer(offer: Offer, neg: Negotiation, p: AnswerParams): st
     if (ssrc !== undefined && p.direction === 'sendonly') {
       L.push(`a=msid:${p.streamId} ${p.streamId}-${m.kind}`, `a=ssrc:${ssrc} cname:${p.cname}`, `a=ssrc:${ssrc} msid:${p.streamId} ${p.streamId}-${m.kind}`);
     }
-    // foundations differ per transport and address (RFC 8445 §5.1.1.3): "1", "2"… for UDP, "t1", "t2"… for TCP
-    let udp = 0;
-    let tcp = 0;
-    for (const cand of p.candidates) {
-      if (cand.transport === 'tcp') {
-        const k = tcp++;
-        L.push(`a=candidate:t${k + 1} 1 tcp ${hostPriority(tcpPassiveLocalPreference(k))} ${cand.address} ${cand.port} typ host tcptype passive`);
-      } else {
-        const k = udp++;
-        L.push(`a=candidate:${k + 1} 1 udp ${hostPriority(65535 - k)} ${cand.address} ${cand.port} typ host`);
-      }
-    }
-    L.push('a=end-of-candidates');
+    L.push(...candidateLines(p.candidates), 'a=end-of-candidates');
   });
   return `${L.join('\r\n')}\r\n`;
+}
+
+/**
+ * `a=candidate` lines of the host candidates; foundations differ per transport and address (RFC 8445 §5.1.1.3):
+ * "1", "2"… for UDP, "t1", "t2"… for TCP.
+ */
+export function candidateLines(candidates: AnswerParams['candidates']): string[] {
+  const out: string[] = [];
+  let udp = 0;
+  let tcp = 0;
+  for (const cand of candidates) {
+    if (cand.transport === 'tcp') {
+      const k = tcp++;
+      out.push(`a=candidate:t${k + 1} 1 tcp ${hostPriority(tcpPassiveLocalPreference(k))} ${cand.address} ${cand.port} typ host tcptype passive`);
+    } else {
+      const k = udp++;
+      out.push(`a=candidate:${k + 1} 1 udp ${hostPriority(65535 - k)} ${cand.address} ${cand.port} typ host`);
+    }
+  }
+  return out;
+}
+
+/**
+ * The answer to an ICE restart PATCH (RFC 9725 §4.3.2, an RFC 8840 SDP fragment): the new ICE credentials, the
+ * BUNDLE group and the first bundled media section of the `answer` with our candidates.
+ * @returns the fragment, or null when `answer` has no media section to name
+ */
+export function iceRestartFragment(answer: string, ufrag: string, pwd: string, candidates: AnswerParams['candidates']): string | null {
+  const group = /^a=group:BUNDLE .*$/m.exec(answer)?.[0];
+  const firstBundled = group?.split(' ')[1];
+  // media sections: "m=" line and its a=mid
+  for (const section of answer.split(/\r?\n(?=m=)/).slice(1)) {
+    const m = /^m=\S+ (\d+) \S+ .*$/m.exec(section);
+    const mid = /^a=mid:(\S+)/m.exec(section)?.[1];
+    if (!m || m[1] === '0' || mid === undefined || (firstBundled !== undefined && mid !== firstBundled)) continue;
+    const mline = m[0];
+    const L = ['a=ice-lite', `a=ice-ufrag:${ufrag}`, `a=ice-pwd:${pwd}`];
+    if (group) L.push(group);
+    L.push(mline, `a=mid:${mid}`, ...candidateLines(candidates), 'a=end-of-candidates');
+    return `${L.join('\r\n')}\r\n`;
+  }
+  return null;
 }
