@@ -50,6 +50,8 @@ export interface HlsPaths {
   waitReady(path: string, req: Omit<AccessRequest, 'action' | 'path'>, timeoutMs?: number): Promise<Stream>;
   /** where the server registers the lookup of the client sessions behind a muxer's reader (API reader lists) */
   readonly readerClients?: Set<(reader: Reader) => readonly Session[] | undefined>;
+  /** throws BusyError when the path's `maxReaders` leaves no room for one more viewer */
+  assertReaderRoom?(path: string): void;
 }
 
 /** Options of the HLS listener (from `listeners.hls` and the paths' `hls.alwaysRemux`). */
@@ -532,6 +534,13 @@ export async function startHlsServer(opts: HlsServerOptions): Promise<HlsServer>
       }
     }
     if (!create) return null;
+    try {
+      // each HLS viewer counts against the path's maxReaders, like any other player
+      opts.paths.assertReaderRoom?.(path);
+    } catch (err) {
+      refusal(res, err);
+      return undefined;
+    }
     const s = new HlsClientSession(nanoid(16), path, `${remoteIp(req)}:${req.socket.remotePort ?? 0}`, onSessionClosed);
     sessions.set(s.id, s);
     let byPath = sessionsByPath.get(path);

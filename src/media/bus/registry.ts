@@ -233,9 +233,7 @@ export class PathRegistry {
     const live = existing !== undefined && (existing.publisher !== undefined || existing.graceTimer !== undefined);
     if (!live && !settings.source) throw new NotFoundError(`no one is publishing to path '${path}'`);
     const entry = this.entry(path, settings);
-    if (!internal && settings.maxReaders > 0 && entry.readers.size >= settings.maxReaders) {
-      throw new BusyError(`path '${path}' has reached its limit of ${settings.maxReaders} readers`);
-    }
+    if (!internal) this.assertReaderRoom(path);
     session.path = path;
     const reader = new Reader(session, sink, settings.readerLimits);
     reader.catchUp = opts.catchUp === true;
@@ -331,6 +329,26 @@ export class PathRegistry {
   closeAll(reason: string): void {
     for (const entry of [...this.paths.values()]) this.closePath(entry, reason);
     for (const s of [...this.sessions.values()]) s.close(reason);
+  }
+
+  /**
+   * Readers of a path as its `maxReaders` counts them: every client behind a shared reader (the HLS viewers of one
+   * muxer) is one reader, like every RTMP or WebRTC player.
+   */
+  readerCount(path: string): number {
+    const entry = this.paths.get(path);
+    if (!entry) return 0;
+    let n = 0;
+    for (const r of entry.readers) n += this.sessionsOf(r).length;
+    return n;
+  }
+
+  /**
+   * @throws BusyError when one more reader would pass the path's `maxReaders` (0: no limit)
+   */
+  assertReaderRoom(path: string): void {
+    const max = this.settingsOf(path).maxReaders;
+    if (max > 0 && this.readerCount(path) >= max) throw new BusyError(`path '${path}' has reached its limit of ${max} readers`);
   }
 
   /**

@@ -103,6 +103,23 @@ test('reader cap', async () => {
   await assert.rejects(reg.addReader('live/c', session('r2', 'reader'), sink(), req), BusyError);
 });
 
+test('reader cap counts the clients behind a shared reader (HLS viewers of one muxer) one by one', async () => {
+  const reg = new PathRegistry({ resolve: () => ({ ...DEFAULT_PATH_SETTINGS, maxReaders: 3 }), authorize: async () => {} });
+  const stream = await reg.addPublisher('live/h', session('p', 'publisher'), req);
+  stream.setTracks([videoTrack()]);
+  const muxer = await reg.addReader('live/h', session('hls-muxer', 'reader'), sink(), req);
+  const clients = [session('v1', 'reader'), session('v2', 'reader')];
+  reg.readerClients.add((r) => (r === muxer ? clients : undefined));
+  assert.equal(reg.readerCount('live/h'), 2, 'the muxer counts as its two viewers');
+  reg.assertReaderRoom('live/h');
+  await reg.addReader('live/h', session('r1', 'reader'), sink(), req);
+  assert.equal(reg.readerCount('live/h'), 3);
+  assert.throws(() => reg.assertReaderRoom('live/h'), BusyError);
+  await assert.rejects(reg.addReader('live/h', session('r2', 'reader'), sink(), req), BusyError);
+  clients.pop();
+  reg.assertReaderRoom('live/h');
+});
+
 test('on-demand source starts with the first reader and stops after the last', async () => {
   const settings: PathSettings = { ...DEFAULT_PATH_SETTINGS, source: 'rtmp://127.0.0.1/x', sourceOnDemand: true, sourceOnDemandCloseAfterMs: 20 };
   let started = 0;
