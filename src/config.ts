@@ -99,6 +99,8 @@ export interface PathConf {
   record: boolean;
   /** directory recordings of this path go under */
   recordPath: string;
+  /** seconds of media per recording file; a new file starts at the next keyframe after it (MediaMTX's key) */
+  recordSegmentDuration: number;
   publishUser?: string;
   /** plain, or `sha256:<hex>` / `sha256:<base64>` */
   publishPass?: string;
@@ -280,6 +282,7 @@ const pathSchema = section({
   rtspTransport: z.enum(['automatic', 'udp', 'tcp']).default('automatic'),
   record: bool.default(false),
   recordPath: str.min(1).default('recordings'),
+  recordSegmentDuration: duration({ positive: true }).default(3600),
   publishUser: str.optional(),
   publishPass: str.optional(),
   readUser: str.optional(),

@@ -8,8 +8,9 @@
  * file is playable while it is written and after a crash up to its last complete fragment. On a clean close the
  * `mvhd` duration is patched in, so players show the length without scanning the fragments.
  *
- * A new file starts every {@link RECORD_SEGMENT_DURATION_MS} (at the next keyframe), when the publisher's tracks
- * change, and when a track's parameters change (new SPS/PPS or AudioSpecificConfig need a new init segment).
+ * A new file starts every `recordSegmentDuration` of the path (default {@link RECORD_SEGMENT_DURATION_MS}; at the next
+ * keyframe), when the publisher's tracks change, and when a track's parameters change (new SPS/PPS or
+ * AudioSpecificConfig need a new init segment).
  *
  * Layers: `RecordingFragmenter` is sans-I/O (frames in, file actions out, the wall clock injected);
  * `PathRecording` is the bus sink that applies those actions to disk through a bounded, serial write queue;
@@ -716,7 +717,7 @@ export interface RecorderOptions {
   registry: RecorderPaths;
   /** the live config (read at each publish, so a reload applies to the next publisher) */
   config: () => Config;
-  /** file length; default {@link RECORD_SEGMENT_DURATION_MS} (the config has no key for it) */
+  /** file length for every path (tests); default: the path's `recordSegmentDuration` */
   segmentDurationMs?: number;
   /** fragment length; default {@link RECORD_FRAGMENT_DURATION_MS} */
   fragmentDurationMs?: number;
@@ -770,7 +771,7 @@ export function startRecorder(opts: RecorderOptions): Recorder {
     const root = resolve(conf.recordPath);
     usedRoots.add(root);
     const fragmenter: Partial<RecordingFragmenterOptions> = {};
-    if (opts.segmentDurationMs !== undefined) fragmenter.segmentDurationMs = opts.segmentDurationMs;
+    fragmenter.segmentDurationMs = opts.segmentDurationMs ?? conf.recordSegmentDuration * 1000;
     if (opts.fragmentDurationMs !== undefined) fragmenter.fragmentDurationMs = opts.fragmentDurationMs;
     const recOpts: PathRecordingOptions = {
       path,

@@ -51,13 +51,13 @@ describe('recording end to end (RTMP → fMP4 files → API → playback)', { sk
   let rotating: Recorder;
   let api: RunningServer;
   const config = parseConfig(pathsYaml(root));
-  // a second recorder that rotates files every 1.5 s, for paths under rec/rot/ only
-  const rotConfig = parseConfig(`paths:\n  "~^rec/rot/": { record: true, recordPath: ${JSON.stringify(join(tmp, 'rot'))} }\n`);
+  // a second recorder that rotates files every 1.5 s (the path's recordSegmentDuration), for paths under rec/rot/ only
+  const rotConfig = parseConfig(`paths:\n  "~^rec/rot/": { record: true, recordPath: ${JSON.stringify(join(tmp, 'rot'))}, recordSegmentDuration: 1500ms }\n`);
 
   before(async () => {
     gw = await startTestGateway(pathsYaml(gatewayRoot), ['rtmp']);
     recorder = startRecorder({ registry: gw.registry, config: () => config });
-    rotating = startRecorder({ registry: gw.registry, config: () => rotConfig, segmentDurationMs: 1500 });
+    rotating = startRecorder({ registry: gw.registry, config: () => rotConfig });
     api = await startApiServer({
       port: 0,
       host: '127.0.0.1',
