@@ -248,6 +248,8 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
     }
   };
   const etagOf = (id: string): string => etags.get(id) ?? `"${id}"`;
+  /** ICE restarts served, numbering the entity tags they produce */
+  let restarts = 0;
 
   /**
    * PATCH on a session (RFC 9725 §4.3). Trickle ICE fragments (RFC 8840) are accepted — this ICE-lite server learns
@@ -272,7 +274,7 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
       const frag = session.restart ? restartFragment(session.answer, session.restart) : null;
       if (!frag) return send(res, 501, 'ICE restarts are not supported here: start a new session\n');
       remoteUfrags.set(id, ufrag);
-      const etag = `"${id}.${Date.now().toString(36)}"`;
+      const etag = `"${id}.${++restarts}"`;
       etags.set(id, etag);
       log.info({ session: id }, 'webrtc ICE restart');
       res.writeHead(200, { ...CORS, 'Content-Type': 'application/trickle-ice-sdpfrag', ETag: etag });
