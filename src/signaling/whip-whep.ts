@@ -18,7 +18,7 @@ import { WebrtcEgress, type IceServer, type ViewerSession } from '../egress/webr
 import { UdpMux, type IceAdvertise } from '../egress/webrtc/udp-mux.js';
 import { defaultSendThreads, SendPool } from '../egress/webrtc/send-pool.js';
 import { sendLatencyProbe } from '../egress/webrtc/fanout.js';
-import { buildAnswer, iceRestartFragment, MAX_OFFER_BYTES, negotiate, parseOffer } from './sdp/negotiate.js';
+import { buildAnswer, iceRestartFragment, iceUfragOf, MAX_OFFER_BYTES, negotiate, parseOffer } from './sdp/negotiate.js';
 import { dtlsIdentity, LeanPeer } from '../egress/webrtc/peer.js';
 import { WebrtcToBus, type FrameTarget } from '../ingest/webrtc/to-bus.js';
 import type { Session } from '../media/bus/session.js';
@@ -227,27 +227,21 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
   const egress = new WebrtcEgress(opts.registry, egressOpts);
   const clientIce = (): IceServer[] => iceServersFor(opts.iceServers, opts.turnSecret);
 
-  /** the ICE ufrag of each session's offer: a PATCH with another one is an ICE restart */
-  const remoteUfrags = new Map<string, string>();
+  /**
+   * ICE state of each session as PATCH needs it: the client's current ufrag (another one in a PATCH is an ICE
+   * restart) and the entity tag, which changes with every restart (RFC 9725 §4.3.1).
+   */
+  const iceOf = new Map<string, { remoteUfrag: string | undefined; etag: string }>();
 
-  /** current entity tag of each session: it changes with every ICE restart (RFC 9725 §4.3.1) */
-  const etags = new Map<string, string>();
-
-  /** Remembers a new session's offer ufrag (to tell an ICE restart from trickle ICE in a PATCH). */
-  const rememberUfrag = (id: string, offer: string): void => {
-    const ufrag = /^a=ice-ufrag:(\S+)/m.exec(offer)?.[1];
-    if (ufrag !== undefined) remoteUfrags.set(id, ufrag);
-    // ended sessions are forgotten in bulk: the maps stay within twice the live sessions
-    if (remoteUfrags.size > 2 * (publishers.size + egress.sessions.size) + 64) {
-      for (const k of remoteUfrags.keys()) {
-        if (!publishers.has(k) && !egress.sessions.has(k)) {
-          remoteUfrags.delete(k);
-          etags.delete(k);
-        }
-      }
+  /** Registers a new session's ICE state; ended sessions are forgotten in bulk (at most twice the live ones). */
+  const trackIce = (id: string, offer: string): string => {
+    const etag = `"${id}"`;
+    iceOf.set(id, { remoteUfrag: iceUfragOf(offer), etag });
+    if (iceOf.size > 2 * (publishers.size + egress.sessions.size) + 64) {
+      for (const k of iceOf.keys()) if (!publishers.has(k) && !egress.sessions.has(k)) iceOf.delete(k);
     }
+    return etag;
   };
-  const etagOf = (id: string): string => etags.get(id) ?? `"${id}"`;
   /** ICE restarts served, numbering the entity tags they produce */
   let restarts = 0;
 
@@ -266,18 +260,17 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
     const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (ct !== 'application/trickle-ice-sdpfrag') return send(res, 415, 'Content-Type must be application/trickle-ice-sdpfrag\n');
     const ifMatch = req.headers['if-match'];
-    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== etagOf(id)) return send(res, 412, 'If-Match does not name the current state of this session\n');
+    const ice = iceOf.get(id);
+    if (ifMatch !== undefined && ifMatch !== '*' && ifMatch !== ice?.etag) return send(res, 412, 'If-Match does not name the current state of this session\n');
     const body = await readBody(req, MAX_OFFER_BYTES);
-    const ufrag = /^a=ice-ufrag:(\S+)/m.exec(body)?.[1];
-    const known = remoteUfrags.get(id);
-    if (ufrag !== undefined && known !== undefined && ufrag !== known) {
+    const ufrag = iceUfragOf(body);
+    if (ice && ufrag !== undefined && ice.remoteUfrag !== undefined && ufrag !== ice.remoteUfrag) {
       const frag = session.restart ? restartFragment(session.answer, session.restart) : null;
       if (!frag) return send(res, 501, 'ICE restarts are not supported here: start a new session\n');
-      remoteUfrags.set(id, ufrag);
-      const etag = `"${id}.${++restarts}"`;
-      etags.set(id, etag);
+      ice.remoteUfrag = ufrag;
+      ice.etag = `"${id}.${++restarts}"`;
       log.info({ session: id }, 'webrtc ICE restart');
-      res.writeHead(200, { ...CORS, 'Content-Type': 'application/trickle-ice-sdpfrag', ETag: etag });
+      res.writeHead(200, { ...CORS, 'Content-Type': 'application/trickle-ice-sdpfrag', ETag: ice.etag });
       res.end(frag);
       return;
     }
@@ -323,17 +316,16 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
         if (!mux) return send(res, 405, 'WHIP needs the lean WebRTC engine\n');
         const pub = await createPublisher(r.path, offer, accessOf(req, url));
         publishers.set(pub.id, pub);
-        rememberUfrag(pub.id, offer);
+        const etag = trackIce(pub.id, offer);
         pub.onClosed = () => {
           publishers.delete(pub.id);
-          remoteUfrags.delete(pub.id);
-          etags.delete(pub.id);
+          iceOf.delete(pub.id);
         };
         res.writeHead(201, {
           ...CORS,
           'Content-Type': 'application/sdp',
           Location: `/${r.path}/whip/${pub.id}`,
-          ETag: etagOf(pub.id),
+          ETag: etag,
           'Accept-Patch': 'application/trickle-ice-sdpfrag',
           Link: linkHeader(clientIce()),
         });
@@ -341,12 +333,12 @@ export async function startWebrtcServer(opts: WebrtcServerOptions): Promise<Runn
         return;
       }
       const session: ViewerSession = await egress.createViewer(r.path, offer, accessOf(req, url));
-      rememberUfrag(session.id, offer);
+      const etag = trackIce(session.id, offer);
       res.writeHead(201, {
         ...CORS,
         'Content-Type': 'application/sdp',
         Location: `/${r.path}/whep/${session.id}`,
-        ETag: etagOf(session.id),
+        ETag: etag,
         'Accept-Patch': 'application/trickle-ice-sdpfrag',
         Link: linkHeader(clientIce()),
       });

@@ -316,6 +316,11 @@ export function candidateLines(candidates: AnswerParams['candidates']): string[]
   return out;
 }
 
+/** The first `a=ice-ufrag` of an SDP or SDP fragment (RFC 8839 §5.4), without parsing the rest. */
+export function iceUfragOf(sdp: string): string | undefined {
+  return /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1];
+}
+
 /**
  * The answer to an ICE restart PATCH (RFC 9725 §4.3.2, an RFC 8840 SDP fragment): the new ICE credentials, the
  * BUNDLE group and the first bundled media section of the `answer` with our candidates.
