@@ -18,6 +18,12 @@ import {
   type RtmpMessage,
 } from './chunk-common.js';
 
+/**
+ * First buffer of a message that spans chunks: 64 KiB holds a typical video frame of a 2–4 Mbit/s stream; larger
+ * messages double it as their chunks arrive.
+ */
+const MESSAGE_BUFFER_START = 64 * 1024;
+
 /** Limits of one {@link ChunkStreamReader}; each defaults to the constant of the same name. */
 export interface ChunkStreamReaderOptions {
   maxMessageLength?: number;
@@ -259,7 +265,9 @@ export class ChunkStreamReader {
         throw new LimitError('rtmp pending message bytes', this.maxPendingBytes, this.pendingBytes + cs.length);
       }
       this.pendingBytes += cs.length;
-      cs.buf = new Uint8Array(cs.length);
+      // memory follows the bytes that arrive, not the length announced: a peer announcing 8 MiB and sending nothing
+      // costs 64 KiB (the limits above still count the announced length)
+      cs.buf = new Uint8Array(Math.min(cs.length, MESSAGE_BUFFER_START));
       cs.got = 0;
       this.cur = cs;
       this.curLeft = n;
@@ -296,11 +304,17 @@ export class ChunkStreamReader {
   /** Copies available payload of the current chunk; @returns false when input ran out. */
   private copyPayload(out: RtmpMessage[]): boolean {
     const cs = this.cur as CsState;
-    const buf = cs.buf as Uint8Array;
+    let buf = cs.buf as Uint8Array;
     while (this.curLeft > 0) {
       if (this.avail === 0) return false;
       const head = this.queue[0] as Uint8Array;
       const n = Math.min(this.curLeft, head.length - this.qOff);
+      if (cs.got + n > buf.length) {
+        // double (copying what arrived) up to the announced length: at most ~2× the message in copies
+        const grown = new Uint8Array(Math.min(cs.length, Math.max(buf.length * 2, cs.got + n)));
+        grown.set(buf.subarray(0, cs.got));
+        cs.buf = buf = grown;
+      }
       buf.set(head.subarray(this.qOff, this.qOff + n), cs.got);
       cs.got += n;
       this.curLeft -= n;
@@ -317,7 +331,7 @@ export class ChunkStreamReader {
 
   private drop(cs: CsState): void {
     if (cs.buf === null) return;
-    this.pendingBytes -= cs.buf.length;
+    this.pendingBytes -= cs.length;
     cs.buf = null;
     cs.got = 0;
   }
